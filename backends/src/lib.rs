@@ -1,0 +1,49 @@
+//! Backends that consume an anyboot boot plan.
+//!
+//! Planned modules, filled by the boot-plan and KVM issues:
+//! - `kvm`: launch a plan directly under KVM (Linux x86_64 only);
+//! - `qemu`: emit a `qemu-system-x86_64 -M microvm` command line;
+//! - `xl`: emit a Xen `xl.cfg`;
+//! - `firecracker`: emit a Firecracker `--config-file` JSON;
+//! - `cloud_hypervisor`: emit a Cloud Hypervisor command line.
+//!
+//! Parsing and planning live in `loader` and are pure; every effect (files, processes, KVM)
+//! lives here.
+#![deny(missing_docs)]
+
+/// The backends anyboot knows, in the order `anyboot check` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// anyboot's own KVM launcher.
+    Kvm,
+    /// QEMU's microvm machine.
+    Qemu,
+    /// Xen's `xl` toolstack.
+    Xl,
+    /// Firecracker.
+    Firecracker,
+    /// Cloud Hypervisor.
+    CloudHypervisor,
+}
+
+impl BackendKind {
+    /// Every backend, in report order.
+    pub const ALL: [BackendKind; 5] = [
+        BackendKind::Kvm,
+        BackendKind::Qemu,
+        BackendKind::Xl,
+        BackendKind::Firecracker,
+        BackendKind::CloudHypervisor,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Kvm => "kvm",
+            BackendKind::Qemu => "qemu",
+            BackendKind::Xl => "xl",
+            BackendKind::Firecracker => "firecracker",
+            BackendKind::CloudHypervisor => "cloud-hypervisor",
+        }
+    }
+}
