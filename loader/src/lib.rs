@@ -1,0 +1,16 @@
+//! Kernel image formats and (next) boot plans.
+//!
+//! - [`bzimage`]: the Linux x86 setup header;
+//! - [`payload`]: streaming decoders for the bzImage payload (gzip, bzip2, lzma, xz with its
+//!   x86 BCJ filter, lzo, lz4 legacy frames, zstd), each behind a default-on cargo feature;
+//! - [`multiboot`]: multiboot v1 headers and multiboot2 detection;
+//! - [`inspect`]: every entry point of an image, streaming a bzImage's payload only as far as
+//!   the inner vmlinux's notes.
+//!
+//! Everything here is pure: bytes (or a reader over the image) in, values out.
+#![deny(missing_docs)]
+
+pub mod bzimage;
+pub mod inspect;
+pub mod multiboot;
+pub mod payload;

@@ -1,0 +1,126 @@
+//! `cargo xtask ci`: the whole CI gate, runnable locally. `.ci/run` only installs packages and
+//! calls this.
+//!
+//! Steps, in order, stopping at the first failure:
+//! 1. `cargo fmt --all -- --check`
+//! 2. `cargo clippy --workspace --all-targets -- -D warnings`
+//! 3. `cargo xtask kernels` (called in-process)
+//! 4. `cargo test --workspace` with `ANYBOOT_REQUIRE_KERNELS=1 ANYBOOT_REQUIRE_ORACLES=1`
+//! 5. `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-Dwarnings`
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::kernels;
+use crate::util::{cargo, display, run};
+
+/// What a step does.
+enum Action {
+    /// Run this cargo command with inherited stdio.
+    Cargo(Command),
+    /// Fetch every Debian kernel, as `cargo xtask kernels` does.
+    Kernels,
+}
+
+struct Step {
+    name: &'static str,
+    action: Action,
+}
+
+impl Step {
+    fn cargo(name: &'static str, args: &[&str], envs: &[(&str, &str)]) -> Step {
+        let mut cmd = cargo();
+        cmd.args(args).envs(envs.iter().copied());
+        Step {
+            name,
+            action: Action::Cargo(cmd),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.action {
+            Action::Cargo(cmd) => display(cmd),
+            Action::Kernels => "cargo xtask kernels".to_owned(),
+        }
+    }
+
+    fn run(&mut self) -> Result<()> {
+        match &mut self.action {
+            Action::Cargo(cmd) => run(cmd),
+            Action::Kernels => {
+                for kernel in kernels::ensure(&kernels::FLAVOURS)? {
+                    println!("{:<8} {}", kernel.flavour, kernel.vmlinuz.display());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn steps() -> Vec<Step> {
+    vec![
+        Step::cargo("fmt", &["fmt", "--all", "--", "--check"], &[]),
+        Step::cargo(
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        ),
+        Step {
+            name: "kernels",
+            action: Action::Kernels,
+        },
+        Step::cargo(
+            "test",
+            &["test", "--workspace"],
+            &[
+                ("ANYBOOT_REQUIRE_KERNELS", "1"),
+                ("ANYBOOT_REQUIRE_ORACLES", "1"),
+            ],
+        ),
+        Step::cargo(
+            "doc",
+            &["doc", "--workspace", "--no-deps"],
+            &[("RUSTDOCFLAGS", "-Dwarnings")],
+        ),
+    ]
+}
+
+/// Runs every step; exits the process with status 1 and a one-line summary on the first failure.
+pub fn cmd() -> Result<()> {
+    let mut steps = steps();
+    let total = steps.len();
+    let started = Instant::now();
+    for (i, step) in steps.iter_mut().enumerate() {
+        let n = i + 1;
+        println!("==> ci [{n}/{total}] {}: {}", step.name, step.describe());
+        let t = Instant::now();
+        let result = step.run();
+        let secs = t.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => println!("==> ci [{n}/{total}] {}: ok ({secs:.1}s)", step.name),
+            Err(err) => {
+                // The cause goes first (it may span lines); the summary stays the last line.
+                eprintln!("{err:#}");
+                eprintln!(
+                    "xtask ci: FAILED at step {n}/{total} `{}` after {secs:.1}s",
+                    step.name
+                );
+                std::process::exit(1);
+            }
+        }
+    }
+    println!(
+        "==> ci: all {total} steps passed ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
