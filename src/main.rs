@@ -32,7 +32,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Report a kernel image's format, entry points, Xen notes, bzImage and multiboot facts.
-    #[command(after_help = "Examples:\n  anyboot inspect /boot/vmlinuz-6.1.0-28-cloud-amd64\n  anyboot inspect --json netbsd-MICROVM | jq '.xen_notes[] | select(.name == \"PHYS32_ENTRY\")'\n\nFor a bzImage the payload is decompressed as a stream only as far as the inner vmlinux's\nnotes, so this also tells whether a bzImage is PVH-capable.\n\nThe --json document is described in docs/inspect-json.md.")]
+    #[command(
+        after_help = "Examples:\n  anyboot inspect /boot/vmlinuz-6.1.0-28-cloud-amd64\n  anyboot inspect --json netbsd-MICROVM | jq '.xen_notes[] | select(.name == \"PHYS32_ENTRY\")'\n\nFor a bzImage the payload is decompressed as a stream only as far as the inner vmlinux's\nnotes, so this also tells whether a bzImage is PVH-capable.\n\nThe --json document is described in docs/inspect-json.md."
+    )]
     Inspect {
         /// The kernel image: ELF (vmlinux, BSD kernel, unikernel), bzImage, or multiboot binary.
         kernel: PathBuf,

@@ -116,7 +116,12 @@ pub fn text(file: &Path, r: &Report) -> String {
         } else {
             format!("{:#x}", e.address)
         };
-        let _ = writeln!(o, "  {:<W$} {addr:<16} {}", entry_name(e.protocol), e.source);
+        let _ = writeln!(
+            o,
+            "  {:<W$} {addr:<16} {}",
+            entry_name(e.protocol),
+            e.source
+        );
     }
 
     if let Some(class) = r.elf_class {
@@ -196,7 +201,11 @@ pub fn text(file: &Path, r: &Report) -> String {
             row(&mut o, "pref_address", format_args!("{p:#x}"));
         }
         if let Some(i) = b.init_size {
-            row(&mut o, "init_size", format_args!("{i:#x} ({} MiB)", i >> 20));
+            row(
+                &mut o,
+                "init_size",
+                format_args!("{i:#x} ({} MiB)", i >> 20),
+            );
         }
         row(
             &mut o,
@@ -208,7 +217,11 @@ pub fn text(file: &Path, r: &Report) -> String {
             ),
         );
         row(&mut o, "cmdline_size", b.cmdline_size);
-        row(&mut o, "initrd_addr_max", format_args!("{:#x}", b.initrd_addr_max));
+        row(
+            &mut o,
+            "initrd_addr_max",
+            format_args!("{:#x}", b.initrd_addr_max),
+        );
         if b.efi_stub {
             let h = b
                 .handover_offset
@@ -224,9 +237,17 @@ pub fn text(file: &Path, r: &Report) -> String {
         match (b.compression, b.payload_offset, b.payload_length) {
             (Some(c), Some(off), Some(len)) => {
                 row(&mut o, "compression", c);
-                row(&mut o, "location", format_args!("file offset {off:#x}, {len} bytes"));
+                row(
+                    &mut o,
+                    "location",
+                    format_args!("file offset {off:#x}, {len} bytes"),
+                );
                 if let Some(d) = b.decompressed_size {
-                    row(&mut o, "decompressed size", format_args!("{d} bytes (trailer)"));
+                    row(
+                        &mut o,
+                        "decompressed size",
+                        format_args!("{d} bytes (trailer)"),
+                    );
                 }
                 if let Some(read) = b.decompressed_read {
                     row(
@@ -236,13 +257,21 @@ pub fn text(file: &Path, r: &Report) -> String {
                     );
                 }
             }
-            _ => row(&mut o, "none", "protocol older than 2.08: no payload fields"),
+            _ => row(
+                &mut o,
+                "none",
+                "protocol older than 2.08: no payload fields",
+            ),
         }
     }
 
     if let Some(m) = &r.multiboot {
         let _ = writeln!(o, "\nmultiboot v1");
-        row(&mut o, "header", format_args!("at file offset {:#x}", m.offset));
+        row(
+            &mut o,
+            "header",
+            format_args!("at file offset {:#x}", m.offset),
+        );
         row(
             &mut o,
             "flags",

@@ -3,6 +3,9 @@
 //! extracts the inner vmlinux, Xen's readnotes and binutils' readelf/objdump on what it
 //! extracts, and `file` on the bzImage.
 
+// Test images are small: their sizes always fit the narrower integer types.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,7 +25,11 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn inspect_json(path: &Path) -> Value {
-    let out = anyboot().args(["inspect", "--json"]).arg(path).output().unwrap();
+    let out = anyboot()
+        .args(["inspect", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "inspect --json {} failed: {}",
@@ -58,15 +65,21 @@ tail -c +$((off + 1)) "$K" | head -c $((pl - 4)) | $d -dc > '{out}'; echo $d"#,
 }
 
 fn od_u(k: &Path, off: u64, size: u8) -> u64 {
-    sh(&format!("od -An -tu{size} -j {off} -N{size} '{}'", k.display()))
-        .parse()
-        .unwrap()
+    sh(&format!(
+        "od -An -tu{size} -j {off} -N{size} '{}'",
+        k.display()
+    ))
+    .parse()
+    .unwrap()
 }
 
 /// Every Xen note readnotes prints matches the JSON's `xen_notes`.
 fn assert_notes_match_readnotes(json: &Value, readnotes_out: &[(String, String)], what: &str) {
     let notes = json["xen_notes"].as_array().expect("xen_notes array");
-    assert!(!readnotes_out.is_empty(), "{what}: readnotes printed nothing");
+    assert!(
+        !readnotes_out.is_empty(),
+        "{what}: readnotes printed nothing"
+    );
     for (key, val) in readnotes_out {
         if key == "unknown" {
             let t = u64::from_str_radix(val.trim_start_matches("0x"), 16).unwrap();
@@ -83,7 +96,11 @@ fn assert_notes_match_readnotes(json: &Value, readnotes_out: &[(String, String)]
             .unwrap_or_else(|| panic!("{what}: no {key} in xen_notes"));
         if let Some((v, size)) = oracle::readnotes_number(val) {
             assert_eq!(n["value"].as_u64(), Some(v), "{what}: {key}");
-            assert_eq!(n["desc_size"].as_u64(), Some(size as u64), "{what}: {key} size");
+            assert_eq!(
+                n["desc_size"].as_u64(),
+                Some(size as u64),
+                "{what}: {key} size"
+            );
         } else if key == "L1_MFN_VALID" {
             let p = &n["value"][0];
             assert_eq!(
@@ -120,7 +137,11 @@ fn check_debian(flavour: &str) {
         return;
     };
     let tools = ["readelf", READNOTES, "file", "objdump", "od", "lz4", "xz"];
-    let Some(found) = tools.iter().map(|t| tool_or_skip(t)).collect::<Option<Vec<_>>>() else {
+    let Some(found) = tools
+        .iter()
+        .map(|t| tool_or_skip(t))
+        .collect::<Option<Vec<_>>>()
+    else {
         return;
     };
     let (readelf, readnotes) = (&found[0], &found[1]);
@@ -133,9 +154,16 @@ fn check_debian(flavour: &str) {
     let expect_compression = if tool == "lzop" { "lzo" } else { tool.as_str() };
     assert_eq!(bz["compression"], expect_compression, "compression");
     let size = std::fs::metadata(&vmlinux).unwrap().len();
-    assert_eq!(bz["decompressed_size"].as_u64(), Some(size), "trailer vs extracted size");
+    assert_eq!(
+        bz["decompressed_size"].as_u64(),
+        Some(size),
+        "trailer vs extracted size"
+    );
     let read = bz["decompressed_read"].as_u64().unwrap();
-    assert!(read < size, "inspect decoded {read} of {size} bytes: it must stop at the notes");
+    assert!(
+        read < size,
+        "inspect decoded {read} of {size} bytes: it must stop at the notes"
+    );
 
     // The inner ELF against readelf and readnotes on the extracted vmlinux.
     let (class, entry, machine) = oracle::readelf_header(readelf, &vmlinux);
@@ -170,13 +198,27 @@ fn check_debian(flavour: &str) {
     );
     let xlf = od_u(&k.vmlinuz, 0x236, 2);
     let names = bz["xloadflags"].as_array().unwrap();
-    assert_eq!(names.len() as u32, xlf.count_ones(), "one name per xloadflags bit");
+    assert_eq!(
+        names.len() as u32,
+        xlf.count_ones(),
+        "one name per xloadflags bit"
+    );
     assert_eq!(names.iter().any(|n| n == "XLF_KERNEL_64"), xlf & 1 != 0);
     let file_out = sh(&format!("file -b '{}'", k.vmlinuz.display()));
     let kv = bz["kernel_version"].as_str().unwrap();
-    assert!(file_out.contains(&format!("version {kv},")), "{file_out} vs {kv}");
-    let objdump = sh(&format!("objdump -f '{}' 2>&1 || true", k.vmlinuz.display()));
-    assert_eq!(bz["efi_stub"].as_bool(), Some(objdump.contains("pei-")), "{objdump}");
+    assert!(
+        file_out.contains(&format!("version {kv},")),
+        "{file_out} vs {kv}"
+    );
+    let objdump = sh(&format!(
+        "objdump -f '{}' 2>&1 || true",
+        k.vmlinuz.display()
+    ));
+    assert_eq!(
+        bz["efi_stub"].as_bool(),
+        Some(objdump.contains("pei-")),
+        "{objdump}"
+    );
 
     // The text report names the same entry.
     let text = anyboot().arg("inspect").arg(&k.vmlinuz).output().unwrap();
@@ -205,7 +247,7 @@ fn big_pvh_elf() -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             data.extend_from_slice(b"anyboot streams the payload; ");
         } else {
             data.extend_from_slice(&x.to_le_bytes()[..(x % 8) as usize]);
@@ -235,7 +277,16 @@ fn every_compression_made_by_the_real_tools() {
         ("gzip", "gzip", &["-n", "-9", "-c"]),
         ("bzip2", "bzip2", &["-9", "-c"]),
         ("lzma", "lzma", &["-9", "-c"]),
-        ("xz", "xz", &["--check=crc32", "--x86", "--lzma2=preset=6,dict=32MiB", "-c"]),
+        (
+            "xz",
+            "xz",
+            &[
+                "--check=crc32",
+                "--x86",
+                "--lzma2=preset=6,dict=32MiB",
+                "-c",
+            ],
+        ),
         ("lzo", "lzop", &["-9", "-c"]),
         ("lz4", "lz4", &["-l", "-9", "-c"]),
         ("zstd", "zstd", &["-19", "-c", "-q"]),
@@ -251,8 +302,16 @@ fn every_compression_made_by_the_real_tools() {
         let Some(tool) = tool_or_skip(tool) else {
             continue;
         };
-        let out = Command::new(&tool).args(args).arg(&elf_path).output().unwrap();
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&tool)
+            .args(args)
+            .arg(&elf_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let img = bzimage(&BzSpec {
             payload: out.stdout,
             uncompressed_len: elf.len() as u32,
@@ -266,7 +325,10 @@ fn every_compression_made_by_the_real_tools() {
         assert_eq!(json["elf_class"], 64, "{name}");
         assert_notes_match_readnotes(&json, &theirs, name);
         let read = json["bzimage"]["decompressed_read"].as_u64().unwrap();
-        assert!(read > 3 << 20 && read <= elf.len() as u64, "{name}: read {read}");
+        assert!(
+            read > 3 << 20 && read <= elf.len() as u64,
+            "{name}: read {read}"
+        );
         if name == "gzip" {
             // readnotes reads gzip bzImages itself (protocol >= 2.08).
             let direct = oracle::readnotes(&readnotes, &path).expect("readnotes on the bzImage");
@@ -311,9 +373,15 @@ fn bad_images_get_one_line_and_status_2() {
     });
     let trunc = scratch("truncated-header");
     std::fs::write(&trunc, &good[..0x240]).unwrap();
-    assert_one_line_error(&trunc, "truncated setup header: needs 0x26c bytes, file has 0x240");
+    assert_one_line_error(
+        &trunc,
+        "truncated setup header: needs 0x26c bytes, file has 0x240",
+    );
     std::fs::write(&trunc, &good[..0x1f0]).unwrap();
-    assert_one_line_error(&trunc, "truncated setup header: needs 0x26c bytes, file has 0x1f0");
+    assert_one_line_error(
+        &trunc,
+        "truncated setup header: needs 0x26c bytes, file has 0x1f0",
+    );
 
     let bad_magic = scratch("bad-magic");
     let mut img = bzimage(&BzSpec {
@@ -375,4 +443,108 @@ fn json_schema_keys_and_types() {
     assert!(n["type"].is_u64() && n["name"].is_string() && !n["value"].is_null());
     let e = &j["entry_points"][0];
     assert_eq!(e["protocol"], "pvh");
+}
+
+/// Real non-Linux subjects from Debian packages: GRUB's Xen images (a PVH ELF32 with a 4-byte
+/// PHYS32_ENTRY, and PV images) against readnotes; the Xen hypervisor (a gzip'd ELF32 with
+/// multiboot v1 and multiboot2 headers) against GRUB's own `grub-file` and readelf.
+#[test]
+fn grub_and_xen_images_from_debian() {
+    let tools = ["readelf", READNOTES, "grub-file", "zcat"];
+    let Some(found) = tools
+        .iter()
+        .map(|t| tool_or_skip(t))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let (readelf, readnotes, grub_file) = (&found[0], &found[1], &found[2]);
+    let grub = [
+        "/usr/lib/grub-xen/grub-i386-xen_pvh.bin",
+        "/usr/lib/grub-xen/grub-i386-xen.bin",
+        "/usr/lib/grub-xen/grub-x86_64-xen.bin",
+    ];
+    for path in grub.iter().map(Path::new) {
+        let Some(path) = oracle::data_or_skip(path.to_str().unwrap()) else {
+            return;
+        };
+        let json = inspect_json(&path);
+        let theirs = oracle::readnotes(readnotes, &path).expect("readnotes");
+        assert_notes_match_readnotes(&json, &theirs, &path.display().to_string());
+        let (class, entry, _) = oracle::readelf_header(readelf, &path);
+        assert_eq!(json["elf_class"].as_u64(), Some(u64::from(class)));
+        assert_eq!(json["elf_entry"].as_u64(), Some(entry));
+        let pvh = theirs.iter().find(|(k, _)| k == "PHYS32_ENTRY");
+        assert_eq!(
+            json["pvh_entry"].is_null(),
+            pvh.is_none(),
+            "{}",
+            path.display()
+        );
+    }
+    let pvh = inspect_json(Path::new(grub[0]));
+    assert_eq!(pvh["elf_class"], 32);
+    assert_eq!(
+        pvh["xen_notes"][0]["desc_size"], 4,
+        "GRUB's PVH note is a 4-byte .long"
+    );
+
+    let Some(xen_gz) = oracle::data_or_skip("/boot/xen-4.17-amd64.gz") else {
+        return;
+    };
+    // The compressed file gets a precise error...
+    assert_one_line_error(&xen_gz, "gzip-compressed file at offset 0x0");
+    // ...and the decompressed hypervisor is a multiboot ELF32.
+    let xen = scratch("xen-hypervisor");
+    sh(&format!(
+        "zcat '{}' > '{}'",
+        xen_gz.display(),
+        xen.display()
+    ));
+    let json = inspect_json(&xen);
+    let grub_says = |flag: &str| {
+        Command::new(grub_file)
+            .arg(flag)
+            .arg(&xen)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert_eq!(
+        !json["multiboot"].is_null(),
+        grub_says("--is-x86-multiboot")
+    );
+    assert_eq!(
+        !json["multiboot2"].is_null(),
+        grub_says("--is-x86-multiboot2")
+    );
+    assert!(
+        grub_says("--is-x86-multiboot"),
+        "Debian's Xen is a multiboot image"
+    );
+    let (class, entry, _) = oracle::readelf_header(readelf, &xen);
+    assert_eq!(json["elf_class"].as_u64(), Some(u64::from(class)));
+    let mb_entry = json["entry_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["protocol"] == "multiboot")
+        .expect("a multiboot entry point");
+    assert_eq!(mb_entry["address"].as_u64(), Some(entry));
+    // GRUB refuses a flat image whose checksum is off by one; so does anyboot.
+    let mut bytes = std::fs::read(&xen).unwrap();
+    let off = json["multiboot"]["offset"].as_u64().unwrap() as usize;
+    bytes[off + 8] ^= 1;
+    let broken = scratch("xen-bad-checksum");
+    std::fs::write(&broken, &bytes).unwrap();
+    let json = inspect_json(&broken);
+    assert!(json["multiboot"].is_null());
+    assert!(
+        !Command::new(grub_file)
+            .arg("--is-x86-multiboot")
+            .arg(&broken)
+            .status()
+            .unwrap()
+            .success()
+    );
 }

@@ -30,9 +30,9 @@ mod xen;
 
 use std::collections::BTreeSet;
 
+use object::Endianness;
 use object::elf::{FileHeader32, FileHeader64, PT_LOAD, PT_NOTE, SHT_NOTE};
 use object::read::elf::{FileHeader, NoteIterator, ProgramHeader, SectionHeader};
-use object::Endianness;
 use serde::Serialize;
 
 pub use guest::{GuestEntry, SECTION_NAME as XEN_GUEST_SECTION, XenGuest};
@@ -94,7 +94,9 @@ pub enum NoteError {
         rule: &'static str,
     },
     /// A note segment that extends past the end of the file.
-    #[error("{location} at offset {offset:#x} with {size:#x} bytes extends past the end of the file ({file_len:#x} bytes)")]
+    #[error(
+        "{location} at offset {offset:#x} with {size:#x} bytes extends past the end of the file ({file_len:#x} bytes)"
+    )]
     OutOfFile {
         /// The segment.
         location: NoteLocation,
@@ -313,10 +315,9 @@ impl Notes {
     /// True when the image carries Xen PV notes (or `__xen_guest`) beyond PHYS32_ENTRY/RELOC.
     pub fn has_xen_pv(&self) -> bool {
         self.xen_guest.is_some()
-            || self
-                .xen
-                .iter()
-                .any(|n| n.n_type != XEN_ELFNOTE_PHYS32_ENTRY && n.n_type != XEN_ELFNOTE_PHYS32_RELOC)
+            || self.xen.iter().any(|n| {
+                n.n_type != XEN_ELFNOTE_PHYS32_ENTRY && n.n_type != XEN_ELFNOTE_PHYS32_RELOC
+            })
     }
 }
 
@@ -348,7 +349,10 @@ fn ident(data: &[u8]) -> Result<(ElfClass, usize), NoteError> {
         }
         None => {
             return Err(NoteError::NotElf {
-                reason: format!("truncated ELF header: needs 0x5 bytes, has {:#x}", data.len()),
+                reason: format!(
+                    "truncated ELF header: needs 0x5 bytes, has {:#x}",
+                    data.len()
+                ),
             });
         }
     };
@@ -528,9 +532,8 @@ impl NoteCollector {
             source,
         };
         let align = if align == 8 { 8 } else { 4 };
-        let mut iter =
-            NoteIterator::<FileHeader64<Endianness>>::new(self.endian(), align, data)
-                .map_err(|e| malformed(file_offset, e))?;
+        let mut iter = NoteIterator::<FileHeader64<Endianness>>::new(self.endian(), align, data)
+            .map_err(|e| malformed(file_offset, e))?;
         let base = data.as_ptr() as usize;
         // File offset of the next record, to name the one that fails.
         let mut next = file_offset;
@@ -539,7 +542,19 @@ impl NoteCollector {
             let note = match iter.next() {
                 Ok(Some(n)) => n,
                 Ok(None) => break,
-                Err(e) => return Err(malformed(next, e)),
+                Err(e) => {
+                    // Xen's libelf reads string notes up to their NUL even when the descriptor
+                    // runs past the note area (GRUB's i386-xen image ends with such a PAE_MODE
+                    // note); accept exactly that case, flagged, and nothing else.
+                    let rel = usize::try_from(next - file_offset).unwrap_or(usize::MAX);
+                    match self.salvage_truncated_string(data.get(rel..).unwrap_or(&[]), next)? {
+                        true => {
+                            any = true;
+                            break;
+                        }
+                        false => return Err(malformed(next, e)),
+                    }
+                }
             };
             // The name follows the 12-byte record header.
             let rel = (note.name_bytes().as_ptr() as usize - base) as u64 - 12;
@@ -569,6 +584,37 @@ impl NoteCollector {
             self.notes.locations.push(location);
         }
         Ok(())
+    }
+
+    /// The last record of a note area, whose descriptor is cut short by the area's end: kept if
+    /// it is a Xen string note whose NUL lies inside the bytes present. Returns whether it was.
+    fn salvage_truncated_string(&mut self, rec: &[u8], offset: u64) -> Result<bool, NoteError> {
+        let endian = self.endian();
+        let word = |i: usize| -> Option<u32> {
+            let b: [u8; 4] = rec.get(i * 4..i * 4 + 4)?.try_into().ok()?;
+            Some(match endian {
+                Endianness::Little => u32::from_le_bytes(b),
+                Endianness::Big => u32::from_be_bytes(b),
+            })
+        };
+        let (Some(namesz), Some(descsz), Some(n_type)) = (word(0), word(1), word(2)) else {
+            return Ok(false);
+        };
+        let name_end = 12 + namesz as usize;
+        if rec.get(12..name_end) != Some(&b"Xen\0"[..]) {
+            return Ok(false);
+        }
+        let desc = &rec[name_end.next_multiple_of(4).min(rec.len())..];
+        if desc.len() >= descsz as usize || !xen::is_string_note(n_type) || !desc.contains(&0) {
+            return Ok(false);
+        }
+        if self.seen.insert(offset) {
+            let mut note = xen::decode(&self.ctx, n_type, desc, offset)?;
+            note.desc_size = descsz as usize;
+            note.truncated = true;
+            self.notes.xen.push(note);
+        }
+        Ok(true)
     }
 
     /// Record the `__xen_guest` section.
@@ -610,11 +656,13 @@ fn read_sections<Elf: FileHeader<Endian = Endianness>>(
             continue;
         }
         let location = NoteLocation::Section { index, name };
-        let bytes = section.data(endian, data).map_err(|source| NoteError::Malformed {
-            location: location.clone(),
-            offset,
-            source,
-        })?;
+        let bytes = section
+            .data(endian, data)
+            .map_err(|source| NoteError::Malformed {
+                location: location.clone(),
+                offset,
+                source,
+            })?;
         if is_guest {
             collector.add_xen_guest(bytes, offset);
         } else {

@@ -153,6 +153,10 @@ pub struct XenNote {
     /// For strings: no NUL inside the descriptor (Xen would read on past it).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unterminated: bool,
+    /// The descriptor runs past the end of its note area; the value was read up to its NUL,
+    /// as Xen's libelf reads it (readelf drops such a note with a warning).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     /// The descriptor bytes as stored.
     #[serde(skip)]
     pub raw: Vec<u8>,
@@ -166,6 +170,14 @@ impl XenNote {
             _ => None,
         }
     }
+}
+
+/// Whether Xen reads note type `n_type` as a string.
+pub(crate) fn is_string_note(n_type: u32) -> bool {
+    matches!(
+        TABLE.get(n_type as usize),
+        Some((_, Kind::Str | Kind::Features))
+    )
 }
 
 /// What a decoder needs to know about the image.
@@ -192,6 +204,11 @@ fn read_uint(order: ByteOrder, bytes: &[u8]) -> u64 {
         }
     }
     v
+}
+
+/// A 4-byte word (callers pass exactly 4 bytes).
+fn read_u32(order: ByteOrder, bytes: &[u8]) -> u32 {
+    u32::try_from(read_uint(order, &bytes[..bytes.len().min(4)])).unwrap_or(u32::MAX)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -221,6 +238,7 @@ pub(crate) fn decode(
             desc_size: desc.len(),
             offset,
             unterminated: false,
+            truncated: false,
             raw: desc.to_vec(),
         });
     };
@@ -258,12 +276,14 @@ pub(crate) fn decode(
             XenValue::Features(parse_features(&text))
         }
         Kind::FeatureBitmap => {
-            if desc.len() % 4 != 0 {
-                return Err(bad("SUPPORTED_FEATURES must be a whole number of u32 words"));
+            if !desc.len().is_multiple_of(4) {
+                return Err(bad(
+                    "SUPPORTED_FEATURES must be a whole number of u32 words",
+                ));
             }
             let words: Vec<u32> = desc
                 .chunks_exact(4)
-                .map(|w| read_uint(ctx.order, w) as u32)
+                .map(|w| read_u32(ctx.order, w))
                 .collect();
             let mut flags = Vec::new();
             for (i, word) in words.iter().enumerate() {
@@ -285,9 +305,13 @@ pub(crate) fn decode(
             // pair of u32; we accept any number of pairs of the image's word size, plus the u32
             // pair in an ELF64 image.
             let word = match ctx.class {
-                ElfClass::Elf64 if desc.len() % 16 == 0 => 8,
-                _ if desc.len() % 8 == 0 => 4,
-                _ => return Err(bad("L1_MFN_VALID must hold mask/value pairs of 4 or 8 bytes")),
+                ElfClass::Elf64 if desc.len().is_multiple_of(16) => 8,
+                _ if desc.len().is_multiple_of(8) => 4,
+                _ => {
+                    return Err(bad(
+                        "L1_MFN_VALID must hold mask/value pairs of 4 or 8 bytes",
+                    ));
+                }
             };
             if desc.is_empty() {
                 return Err(bad("L1_MFN_VALID must hold at least one mask/value pair"));
@@ -302,13 +326,12 @@ pub(crate) fn decode(
             XenValue::MaskValues(pairs)
         }
         Kind::Phys32Reloc => {
-            if desc.len() % 4 != 0 || desc.len() > 12 {
-                return Err(bad("PHYS32_RELOC must be 0 to 3 u32 words (align, min, max)"));
+            if !desc.len().is_multiple_of(4) || desc.len() > 12 {
+                return Err(bad(
+                    "PHYS32_RELOC must be 0 to 3 u32 words (align, min, max)",
+                ));
             }
-            let field = |i: usize| {
-                desc.get(i * 4..i * 4 + 4)
-                    .map(|w| read_uint(ctx.order, w) as u32)
-            };
+            let field = |i: usize| desc.get(i * 4..i * 4 + 4).map(|w| read_u32(ctx.order, w));
             let mut defaulted = Vec::new();
             // Xen's defaults: the largest PT_LOAD alignment if it is at least 4 KiB, else 2 MiB.
             let default_align = if ctx.max_load_align >= 0x1000 {
@@ -343,6 +366,7 @@ pub(crate) fn decode(
         desc_size: desc.len(),
         offset,
         unterminated,
+        truncated: false,
         raw: desc.to_vec(),
     })
 }
@@ -375,7 +399,13 @@ mod tests {
 
     #[test]
     fn features_keep_required_marker() {
-        let n = decode(&CTX64, 10, b"!writable_page_tables|pae_pgdir_above_4gb\0", 0).unwrap();
+        let n = decode(
+            &CTX64,
+            10,
+            b"!writable_page_tables|pae_pgdir_above_4gb\0",
+            0,
+        )
+        .unwrap();
         assert_eq!(
             n.value,
             XenValue::Features(vec![
@@ -411,8 +441,13 @@ mod tests {
 
     #[test]
     fn odd_sizes_are_refused_with_the_note_named() {
-        let e = decode(&CTX64, 18, &[0, 0x10], 0x40).unwrap_err().to_string();
-        assert!(e.contains("PHYS32_ENTRY") && e.contains("0x40") && e.contains("2-byte"), "{e}");
+        let e = decode(&CTX64, 18, &[0, 0x10], 0x40)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("PHYS32_ENTRY") && e.contains("0x40") && e.contains("2-byte"),
+            "{e}"
+        );
         let e = decode(&CTX64, 3, &[1, 2, 3], 0).unwrap_err().to_string();
         assert!(e.contains("VIRT_BASE"), "{e}");
     }

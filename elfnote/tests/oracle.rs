@@ -1,6 +1,9 @@
 //! elfnote against binutils' readelf and Xen's readnotes, on fixtures built by
 //! `anyboot-fixtures` (object's ELF writer) and written to a temporary directory.
 
+// Test images are small: their sizes always fit the narrower integer types.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::path::{Path, PathBuf};
 
 use anyboot_fixtures::kernels::tool_or_skip;
@@ -41,7 +44,10 @@ fn linux_like(big: bool) -> Vec<NoteSpec> {
         NoteSpec::new("GNU", 3, (0u8..20).collect::<Vec<u8>>()),
         NoteSpec::new("Linux", 0x100, b"6.1.0-fixture\0".to_vec()),
         NoteSpec::xen(18, uint(0x100_0850, 8, big)),
-        NoteSpec::xen(19, [uint(0x20_0000, 4, big), uint(0x100_0000, 4, big)].concat()),
+        NoteSpec::xen(
+            19,
+            [uint(0x20_0000, 4, big), uint(0x100_0000, 4, big)].concat(),
+        ),
     ]
 }
 
@@ -89,7 +95,11 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
             build_elf(&ElfSpec {
                 note_align: 8,
                 note_segments: vec![vec![
-                    NoteSpec::new("GNU", 0x99, vec![2, 0, 0, 0xc0, 4, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]),
+                    NoteSpec::new(
+                        "GNU",
+                        0x99,
+                        vec![2, 0, 0, 0xc0, 4, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0],
+                    ),
                     NoteSpec::xen(18, uint(0x30_0000, 8, false)),
                 ]],
                 ..ElfSpec::default()
@@ -227,23 +237,26 @@ fn xen_notes_match_readnotes() {
 
 #[test]
 fn pvh_rules() {
-    let get = |name: &str| {
-        fixtures()
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .unwrap()
-            .1
-    };
+    let get = |name: &str| fixtures().into_iter().find(|(n, _)| *n == name).unwrap().1;
     let img = read_elf(&get("pvh32-4byte")).unwrap();
     assert_eq!(img.layout.header.class.bits(), 32);
     assert_eq!(img.notes.pvh_entry(), Some(0x10_0000));
-    assert_eq!(read_elf(&get("pvh64-8byte")).unwrap().notes.pvh_entry(), Some(0x100_0850));
     assert_eq!(
-        read_elf(&get("several-pt-note-pvh-first")).unwrap().notes.pvh_entry(),
+        read_elf(&get("pvh64-8byte")).unwrap().notes.pvh_entry(),
+        Some(0x100_0850)
+    );
+    assert_eq!(
+        read_elf(&get("several-pt-note-pvh-first"))
+            .unwrap()
+            .notes
+            .pvh_entry(),
         Some(0x20_0000),
         "a later PT_NOTE without the note must not hide the first one's"
     );
-    assert_eq!(read_elf(&get("eight-aligned")).unwrap().notes.pvh_entry(), Some(0x30_0000));
+    assert_eq!(
+        read_elf(&get("eight-aligned")).unwrap().notes.pvh_entry(),
+        Some(0x30_0000)
+    );
     let wrong = read_elf(&get("wrong-owner-type-18")).unwrap();
     assert_eq!(wrong.notes.pvh_entry(), None);
     assert!(wrong.notes.xen.is_empty());

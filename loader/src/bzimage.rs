@@ -398,8 +398,14 @@ mod tests {
         d[0x202..0x206].copy_from_slice(b"HdrS");
         d[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
         let e = SetupHeader::parse(&d).unwrap_err().to_string();
-        assert_eq!(e, "truncated setup header: needs 0x26c bytes, file has 0x240");
+        assert_eq!(
+            e,
+            "truncated setup header: needs 0x26c bytes, file has 0x240"
+        );
         let e = SetupHeader::parse(&d[..0x1f0]).unwrap_err().to_string();
-        assert_eq!(e, "truncated setup header: needs 0x26c bytes, file has 0x1f0");
+        assert_eq!(
+            e,
+            "truncated setup header: needs 0x26c bytes, file has 0x1f0"
+        );
     }
 }

@@ -7,7 +7,7 @@
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
 use elfnote::{
-    ByteOrder, ElfLayout, ElfImage, NoteCollector, NoteError, NoteLocation, Notes, OtherNote,
+    ByteOrder, ElfImage, ElfLayout, NoteCollector, NoteError, NoteLocation, Notes, OtherNote,
     XenGuest, XenNote,
 };
 use serde::Serialize;
@@ -72,7 +72,9 @@ pub enum InspectError {
         source: PayloadError,
     },
     /// The payload decoded with an error partway.
-    #[error("{compression} payload at offset {offset:#x}: decoding failed after {produced:#x} bytes")]
+    #[error(
+        "{compression} payload at offset {offset:#x}: decoding failed after {produced:#x} bytes"
+    )]
     Decode {
         /// The format.
         compression: Compression,
@@ -299,7 +301,8 @@ fn hex(b: &[u8]) -> String {
 /// Why an image is of no format we know, as precisely as its first bytes allow.
 fn unrecognised(head: &[u8]) -> InspectError {
     let msg = if head.starts_with(&[0x1f, 0x8b]) {
-        "gzip-compressed file at offset 0x0: decompress it first (e.g. zcat xen.gz > xen)".to_owned()
+        "gzip-compressed file at offset 0x0: decompress it first (e.g. zcat xen.gz > xen)"
+            .to_owned()
     } else if head.starts_with(b"MZ") {
         "PE/COFF image without a Linux x86 setup header (\"HdrS\" missing at offset 0x202): not an x86 bzImage (an arm64/riscv Image or an EFI application?)".to_owned()
     } else {
@@ -333,7 +336,14 @@ pub fn inspect<R: Read + Seek>(r: &mut R) -> Result<Report, InspectError> {
 
     if SetupHeader::detect(&head) || (head.starts_with(b"MZ") && head.len() < 0x206) {
         let (bz, inner) = inspect_bzimage(r, &head, file_size)?;
-        return Ok(build_report(Format::Bzimage, file_size, inner, Some(bz), multiboot, multiboot2));
+        return Ok(build_report(
+            Format::Bzimage,
+            file_size,
+            inner,
+            Some(bz),
+            multiboot,
+            multiboot2,
+        ));
     }
     if head.starts_with(b"\x7fELF") {
         if file_size > MAX_IMAGE {
@@ -346,7 +356,7 @@ pub fn inspect<R: Read + Seek>(r: &mut R) -> Result<Report, InspectError> {
             head
         } else {
             r.seek(SeekFrom::Start(0))?;
-            read_head(r, file_size as usize)?
+            read_head(r, usize::try_from(file_size).unwrap_or(usize::MAX))?
         };
         let img = elfnote::read_elf(&data)?;
         return Ok(build_report(
@@ -359,10 +369,24 @@ pub fn inspect<R: Read + Seek>(r: &mut R) -> Result<Report, InspectError> {
         ));
     }
     if multiboot.is_some() {
-        return Ok(build_report(Format::Multiboot, file_size, None, None, multiboot, multiboot2));
+        return Ok(build_report(
+            Format::Multiboot,
+            file_size,
+            None,
+            None,
+            multiboot,
+            multiboot2,
+        ));
     }
     if multiboot2.is_some() {
-        return Ok(build_report(Format::Multiboot2, file_size, None, None, None, multiboot2));
+        return Ok(build_report(
+            Format::Multiboot2,
+            file_size,
+            None,
+            None,
+            None,
+            multiboot2,
+        ));
     }
     Err(unrecognised(&head))
 }
@@ -380,7 +404,11 @@ fn build_report(
         Some((l, n)) => (Some(l), n),
         None => (None, Notes::default()),
     };
-    let in_bz = if bzimage.is_some() { "inner vmlinux " } else { "" };
+    let in_bz = if bzimage.is_some() {
+        "inner vmlinux "
+    } else {
+        ""
+    };
     if let Some(e) = notes.pvh_entry() {
         let size = notes
             .xen_note(elfnote::XEN_ELFNOTE_PHYS32_ENTRY)
@@ -414,8 +442,8 @@ fn build_report(
         }
     } else if let Some(l) = &layout {
         // A vmlinux can be entered at e_entry with a zero page (Firecracker's ELF boot).
-        let linux = notes.guest_os() == Some("linux")
-            || notes.other.iter().any(|n| n.owner == "Linux");
+        let linux =
+            notes.guest_os() == Some("linux") || notes.other.iter().any(|n| n.owner == "Linux");
         if linux && l.header.machine == 62 {
             entry_points.push(EntryPoint {
                 protocol: EntryKind::Linux64,
@@ -431,7 +459,10 @@ fn build_report(
                 protocol: EntryKind::Multiboot,
                 address: u64::from(k.entry_addr),
                 relative: false,
-                source: format!("multiboot a.out-kludge entry_addr (header at {:#x})", mb.offset),
+                source: format!(
+                    "multiboot a.out-kludge entry_addr (header at {:#x})",
+                    mb.offset
+                ),
             });
         } else if let Some(l) = &layout {
             entry_points.push(EntryPoint {
@@ -530,13 +561,14 @@ fn inspect_bzimage<R: Read + Seek>(
 
     r.seek(SeekFrom::Start(offset))?;
     let compressed = BufReader::with_capacity(1 << 16, r.take(u64::from(length) - 4));
-    let mut dec = PayloadReader::new(compression, compressed, u64::from(declared)).map_err(
-        |source| InspectError::Payload {
-            compression,
-            offset,
-            source,
-        },
-    )?;
+    let mut dec =
+        PayloadReader::new(compression, compressed, u64::from(declared)).map_err(|source| {
+            InspectError::Payload {
+                compression,
+                offset,
+                source,
+            }
+        })?;
     let inner = read_inner_elf(&mut dec, u64::from(declared), offset)?;
     bz.decompressed_read = Some(dec.produced());
     Ok((bz, Some((inner.layout, inner.notes))))
@@ -590,7 +622,14 @@ fn read_inner_elf(
         source,
     };
     let mut head = Vec::new();
-    fill(dec, &mut head, 64.min(declared), "ELF header", declared, offset)?;
+    fill(
+        dec,
+        &mut head,
+        64.min(declared),
+        "ELF header",
+        declared,
+        offset,
+    )?;
     let hlen = ElfLayout::headers_len(&head).map_err(inner)?;
     if hlen > declared {
         return Err(InspectError::BeyondDeclared {
@@ -600,13 +639,23 @@ fn read_inner_elf(
             declared,
         });
     }
-    fill(dec, &mut head, hlen, "program header table", declared, offset)?;
+    fill(
+        dec,
+        &mut head,
+        hlen,
+        "program header table",
+        declared,
+        offset,
+    )?;
     let layout = ElfLayout::parse(&head).map_err(inner)?;
     let mut collector = NoteCollector::new(&layout);
     let mut pos = head.len() as u64;
     for seg in layout.note_segments() {
         let location = NoteLocation::Segment { index: seg.index };
-        let end = seg.offset.checked_add(seg.filesz).filter(|e| *e <= declared);
+        let end = seg
+            .offset
+            .checked_add(seg.filesz)
+            .filter(|e| *e <= declared);
         if end.is_none() {
             return Err(InspectError::BeyondDeclared {
                 what: format!("PT_NOTE segment {}", seg.index),
@@ -624,9 +673,13 @@ fn read_inner_elf(
             }));
         }
         let mut blob = Vec::new();
-        if seg.offset + seg.filesz <= head.len() as u64 {
+        if let Some(inside) = usize::try_from(seg.offset)
+            .ok()
+            .zip(usize::try_from(seg.filesz).ok())
+            .and_then(|(o, n)| head.get(o..o.checked_add(n)?))
+        {
             // Inside the headers we already hold.
-            blob.extend_from_slice(&head[seg.offset as usize..(seg.offset + seg.filesz) as usize]);
+            blob.extend_from_slice(inside);
         } else {
             if seg.offset < pos {
                 // Overlaps a segment already consumed: a stream cannot go back.
@@ -647,7 +700,14 @@ fn read_inner_elf(
                     declared,
                 });
             }
-            fill(dec, &mut blob, seg.filesz, "PT_NOTE segment", declared, offset)?;
+            fill(
+                dec,
+                &mut blob,
+                seg.filesz,
+                "PT_NOTE segment",
+                declared,
+                offset,
+            )?;
             pos = seg.offset + seg.filesz;
         }
         collector

@@ -113,7 +113,8 @@ impl MultibootHeader {
             return None;
         }
         let mut problems = Vec::new();
-        let unknown_required_flags = flags & 0xffff & !(MB_PAGE_ALIGN | MB_MEMORY_INFO | MB_VIDEO_MODE);
+        let unknown_required_flags =
+            flags & 0xffff & !(MB_PAGE_ALIGN | MB_MEMORY_INFO | MB_VIDEO_MODE);
         if unknown_required_flags != 0 {
             problems.push(format!(
                 "flags {flags:#x} at offset {:#x} set required bits {unknown_required_flags:#x} that the specification does not define",
@@ -123,7 +124,13 @@ impl MultibootHeader {
         let aout_kludge = if flags & MB_AOUT_KLUDGE != 0 {
             let f = |i: usize| word(data, off + 12 + 4 * i);
             match (f(0), f(1), f(2), f(3), f(4)) {
-                (Some(header_addr), Some(load_addr), Some(load_end_addr), Some(bss_end_addr), Some(entry_addr)) => {
+                (
+                    Some(header_addr),
+                    Some(load_addr),
+                    Some(load_end_addr),
+                    Some(bss_end_addr),
+                    Some(entry_addr),
+                ) => {
                     let load_file_offset = header_addr
                         .checked_sub(load_addr)
                         .and_then(|d| (off as u64).checked_sub(u64::from(d)));

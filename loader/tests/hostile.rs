@@ -2,6 +2,9 @@
 //! memory. Inputs: random bytes, every truncation of the header region of valid images, and
 //! random byte and bit changes in their headers.
 
+// Test images are small: their sizes always fit the narrower integer types.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::io::{Cursor, Write};
 
 use anyboot_fixtures::{BzSpec, ElfSpec, NoteSpec, build_elf, bzimage, multiboot_flat, uint};
@@ -11,10 +14,16 @@ use proptest::prelude::*;
 fn pvh() -> Vec<u8> {
     build_elf(&ElfSpec {
         note_segments: vec![
-            vec![NoteSpec::xen_str(6, "linux"), NoteSpec::xen(18, uint(0x100_0000, 8, false))],
+            vec![
+                NoteSpec::xen_str(6, "linux"),
+                NoteSpec::xen(18, uint(0x100_0000, 8, false)),
+            ],
             vec![NoteSpec::xen(19, uint(0x1000, 4, false))],
         ],
-        extra_sections: vec![("__xen_guest".into(), b"GUEST_OS=x,LOADER=generic\0".to_vec())],
+        extra_sections: vec![(
+            "__xen_guest".into(),
+            b"GUEST_OS=x,LOADER=generic\0".to_vec(),
+        )],
         ..ElfSpec::default()
     })
 }

@@ -4,6 +4,9 @@
 //! kernel build invokes it. A missing tool makes its cases skip loudly, or fail
 //! when `ANYBOOT_REQUIRE_ORACLES=1` is set.
 
+// Test images are small: their sizes always fit the narrower integer types.
+#![allow(clippy::cast_possible_truncation)]
+
 use loader::payload::{Compression, PayloadError, PayloadReader};
 use proptest::prelude::*;
 use std::io::{self, Read, Write};

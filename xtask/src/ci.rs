@@ -14,18 +14,20 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::kernels;
-use crate::util::{cargo, display, run};
+use crate::util::{cargo, run};
 
 /// What a step does.
 enum Action {
     /// Run this cargo command with inherited stdio.
-    Cargo(Command),
+    Cargo(Box<Command>),
     /// Fetch every Debian kernel, as `cargo xtask kernels` does.
     Kernels,
 }
 
 struct Step {
     name: &'static str,
+    /// The command as a human would type it.
+    text: String,
     action: Action,
 }
 
@@ -33,16 +35,15 @@ impl Step {
     fn cargo(name: &'static str, args: &[&str], envs: &[(&str, &str)]) -> Step {
         let mut cmd = cargo();
         cmd.args(args).envs(envs.iter().copied());
+        let text = envs
+            .iter()
+            .map(|(k, v)| format!("{k}={v} "))
+            .chain(std::iter::once(format!("cargo {}", args.join(" "))))
+            .collect();
         Step {
             name,
-            action: Action::Cargo(cmd),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match &self.action {
-            Action::Cargo(cmd) => display(cmd),
-            Action::Kernels => "cargo xtask kernels".to_owned(),
+            text,
+            action: Action::Cargo(Box::new(cmd)),
         }
     }
 
@@ -76,6 +77,7 @@ fn steps() -> Vec<Step> {
         ),
         Step {
             name: "kernels",
+            text: "cargo xtask kernels".to_owned(),
             action: Action::Kernels,
         },
         Step::cargo(
@@ -101,7 +103,7 @@ pub fn cmd() -> Result<()> {
     let started = Instant::now();
     for (i, step) in steps.iter_mut().enumerate() {
         let n = i + 1;
-        println!("==> ci [{n}/{total}] {}: {}", step.name, step.describe());
+        println!("==> ci [{n}/{total}] {}: {}", step.name, step.text);
         let t = Instant::now();
         let result = step.run();
         let secs = t.elapsed().as_secs_f64();
