@@ -14,6 +14,11 @@ use anyboot_fixtures::oracle::{self, READNOTES};
 use anyboot_fixtures::{BzSpec, ElfSpec, LoadSpec, NoteSpec, build_elf, bzimage, uint};
 use serde_json::Value;
 
+/// Every tool of `names`, or `None` (after the loud skip lines) if one is missing.
+fn tools_or_skip(names: &[&str]) -> Option<Vec<PathBuf>> {
+    names.iter().map(|t| tool_or_skip(t)).collect()
+}
+
 fn anyboot() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))
 }
@@ -137,11 +142,7 @@ fn check_debian(flavour: &str) {
         return;
     };
     let tools = ["readelf", READNOTES, "file", "objdump", "od", "lz4", "xz"];
-    let Some(found) = tools
-        .iter()
-        .map(|t| tool_or_skip(t))
-        .collect::<Option<Vec<_>>>()
-    else {
+    let Some(found) = tools_or_skip(&tools) else {
         return;
     };
     let (readelf, readnotes) = (&found[0], &found[1]);
@@ -451,11 +452,7 @@ fn json_schema_keys_and_types() {
 #[test]
 fn grub_and_xen_images_from_debian() {
     let tools = ["readelf", READNOTES, "grub-file", "zcat"];
-    let Some(found) = tools
-        .iter()
-        .map(|t| tool_or_skip(t))
-        .collect::<Option<Vec<_>>>()
-    else {
+    let Some(found) = tools_or_skip(&tools) else {
         return;
     };
     let (readelf, readnotes, grub_file) = (&found[0], &found[1], &found[2]);

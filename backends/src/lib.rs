@@ -1,15 +1,22 @@
 //! Backends that consume an anyboot boot plan.
 //!
-//! Planned modules, filled by the boot-plan and KVM issues:
-//! - `kvm`: launch a plan directly under KVM (Linux x86_64 only);
-//! - `qemu`: emit a `qemu-system-x86_64 -M microvm` command line;
-//! - `xl`: emit a Xen `xl.cfg`;
-//! - `firecracker`: emit a Firecracker `--config-file` JSON;
-//! - `cloud_hypervisor`: emit a Cloud Hypervisor command line.
+//! Modules (each still empty; they are filled by the emitters and `run` issues):
+//! - [`kvm`]: launch a plan directly under KVM (Linux x86_64 only);
+//! - [`qemu`]: emit a `qemu-system-x86_64 -M microvm` command line;
+//! - [`xl`]: emit a Xen `xl.cfg`;
+//! - [`firecracker`]: emit a Firecracker `--config-file` JSON;
+//! - [`cloud_hypervisor`]: emit a Cloud Hypervisor command line.
 //!
 //! Parsing and planning live in `loader` and are pure; every effect (files, processes, KVM)
 //! lives here.
 #![deny(missing_docs)]
+
+pub mod cloud_hypervisor;
+pub mod firecracker;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod kvm;
+pub mod qemu;
+pub mod xl;
 
 /// The backends anyboot knows, in the order `anyboot check` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

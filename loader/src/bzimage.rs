@@ -2,7 +2,7 @@
 //!
 //! Field offsets and their protocol versions come from the kernel's
 //! `Documentation/arch/x86/boot.rst`. We read fields by offset from the image bytes; the
-//! `#[repr(C)]` mirror of the structure for writing the zero page lives in [`crate::abi`].
+//! `#[repr(C)]` mirror of the structure for writing the zero page comes with the boot plan.
 //! Hand-written because no maintained crate parses the header beyond what a loader needs to copy
 //! it (`linux-loader` stops at `HdrS`, the version and `LOADED_HIGH`).
 

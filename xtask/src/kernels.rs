@@ -43,47 +43,8 @@ pub const FLAVOURS: [Flavour; 2] = [
     },
 ];
 
-/// One cached kernel, as written to `manifest.json`.
-#[derive(Debug, Clone)]
-pub struct Kernel {
-    /// `cloud` or `generic`.
-    pub flavour: String,
-    /// Versioned Debian package, e.g. `linux-image-6.1.0-56-cloud-amd64`.
-    pub package: String,
-    /// Debian version of that package, e.g. `6.1.192-2`.
-    pub version: String,
-    /// Absolute path of `boot/vmlinuz-*` inside the unpacked tree.
-    pub vmlinuz: PathBuf,
-    /// Absolute path of the unpacked package.
-    pub root: PathBuf,
-    /// SHA-256 of the vmlinuz, lowercase hex.
-    pub sha256: String,
-}
-
-impl Kernel {
-    fn to_json(&self) -> Value {
-        json!({
-            "flavour": self.flavour,
-            "package": self.package,
-            "version": self.version,
-            "vmlinuz": self.vmlinuz.to_string_lossy(),
-            "root": self.root.to_string_lossy(),
-            "sha256": self.sha256,
-        })
-    }
-
-    fn from_json(v: &Value) -> Option<Kernel> {
-        let s = |key: &str| v[key].as_str().map(str::to_owned);
-        Some(Kernel {
-            flavour: s("flavour")?,
-            package: s("package")?,
-            version: s("version")?,
-            vmlinuz: PathBuf::from(s("vmlinuz")?),
-            root: PathBuf::from(s("root")?),
-            sha256: s("sha256")?,
-        })
-    }
-}
+/// One cached kernel, as `manifest.json` lists it: the record the tests read back.
+pub use anyboot_fixtures::kernels::Kernel;
 
 /// `cargo xtask kernels [--flavour cloud|generic|all]`.
 pub fn cmd(args: &[String]) -> Result<()> {
@@ -123,30 +84,15 @@ pub fn select(name: &str) -> Result<Vec<Flavour>> {
     }
 }
 
-/// The cache folder: `$ANYBOOT_KERNELS`, else `$XDG_CACHE_HOME/anyboot/kernels`, else
-/// `$HOME/.cache/anyboot/kernels` (the same rule as `anyboot_fixtures::kernels::kernels_dir`).
+/// The cache folder, by the one rule the tests also use
+/// ([`anyboot_fixtures::kernels::kernels_dir`]): `$ANYBOOT_KERNELS`, else
+/// `$XDG_CACHE_HOME/anyboot/kernels`, else `$HOME/.cache/anyboot/kernels`.
 pub fn kernels_dir() -> Result<PathBuf> {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let dir = if let Some(dir) = var("ANYBOOT_KERNELS") {
-        dir
-    } else if let Some(cache) = var("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
-        cache.join("anyboot/kernels")
-    } else if let Some(home) = var("HOME") {
-        home.join(".cache/anyboot/kernels")
-    } else {
+    let dir = anyboot_fixtures::kernels::kernels_dir();
+    if dir.starts_with("/nonexistent") {
         bail!("cannot place the kernel cache: set ANYBOOT_KERNELS, XDG_CACHE_HOME or HOME");
-    };
-    if dir.is_absolute() {
-        Ok(dir)
-    } else {
-        Ok(std::env::current_dir()
-            .context("resolving a relative ANYBOOT_KERNELS")?
-            .join(dir))
     }
+    Ok(dir)
 }
 
 /// Makes sure the selected kernels are cached and listed in `manifest.json`; returns them.

@@ -1,0 +1,3 @@
+//! Cloud Hypervisor command lines from a boot plan.
+//!
+//! Not implemented yet (the emitters issue).
