@@ -10,6 +10,7 @@
 //! Everything here is pure: bytes (or a reader over the image) in, values out.
 #![deny(missing_docs)]
 
+pub mod abi;
 pub mod bzimage;
 pub mod inspect;
 pub mod multiboot;
