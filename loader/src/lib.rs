@@ -13,5 +13,6 @@
 pub mod abi;
 pub mod bzimage;
 pub mod inspect;
+pub mod layout;
 pub mod multiboot;
 pub mod payload;
