@@ -22,7 +22,7 @@ const EXIT_BAD_INPUT: u8 = 2;
     about = "Inspect a kernel image and boot it anywhere: PVH, the Linux boot protocol, multiboot",
     long_about = "anyboot reads a kernel image (ELF notes, bzImage setup header and its compressed \
 payload, multiboot header) and tells every way it can be booted.",
-    after_help = "Examples:\n  anyboot inspect /boot/vmlinuz-$(uname -r)\n  anyboot inspect --json vmlinux | jq .pvh_entry\n\nExit status: 0 success, 2 bad image or options, 1 other failure."
+    after_help = "Examples:\n  anyboot inspect /boot/vmlinuz-$(uname -r)\n  anyboot inspect --json vmlinux | jq .pvh_entry\n  anyboot plan vmlinuz --initrd initrd.img --mem 256\n\nExit status: 0 success, 2 bad image or options, 1 other failure."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +42,147 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Work out how to boot a kernel: protocol and why, segments, memory map, boot structures,
+    /// initrd placement, command line, OS profile.
+    #[command(
+        after_help = "Examples:\n  anyboot plan vmlinuz --initrd initrd.img --mem 256\n  anyboot plan vmlinuz --protocol pvh --json   # boot a bzImage by PVH: extracts its vmlinux\n  anyboot plan netbsd-MICROVM --disk root.img --cmdline 'root=ld0a console=com'\n\nExit status: 0 success, 2 bad image or an impossible request (the limit is named)."
+    )]
+    Plan {
+        /// The kernel image.
+        kernel: PathBuf,
+        #[command(flatten)]
+        opts: PlanArgs,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options common to `plan`, `emit` and `run`.
+#[derive(clap::Args, Debug)]
+struct PlanArgs {
+    /// Initial ramdisk (Linux initrd; PVH module 0; multiboot module).
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
+    /// Kernel command line (default: the OS profile's, e.g. "console=ttyS0 reboot=t panic=-1").
+    #[arg(long, value_name = "STRING", allow_hyphen_values = true)]
+    cmdline: Option<String>,
+    /// Guest memory in MiB [default: 512].
+    #[arg(long, value_name = "MiB")]
+    mem: Option<u64>,
+    /// vCPUs [default: 1].
+    #[arg(long, value_name = "N")]
+    cpus: Option<u32>,
+    /// A raw disk image or block device; append ",ro" for read-only. Repeatable.
+    #[arg(long, value_name = "PATH[,ro]")]
+    disk: Vec<String>,
+    /// Force a boot protocol.
+    #[arg(long, value_enum)]
+    protocol: Option<ProtocolArg>,
+    /// Force an OS profile (console name, root device, virtio discovery, limits).
+    #[arg(long, value_enum)]
+    os: Option<OsArg>,
+    /// VM name [default: anyboot-<file name>].
+    #[arg(long)]
+    name: Option<String>,
+    /// Where to put a vmlinux extracted from a bzImage for PVH [default:
+    /// $XDG_CACHE_HOME/anyboot/extracted].
+    #[arg(long, value_name = "DIR")]
+    extract_to: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ProtocolArg {
+    /// Xen PVH entry.
+    Pvh,
+    /// Linux boot protocol, 64-bit entry.
+    Linux,
+    /// Linux boot protocol, 32-bit entry.
+    Linux32,
+    /// Multiboot v1.
+    Multiboot,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum OsArg {
+    /// Linux.
+    Linux,
+    /// NetBSD.
+    Netbsd,
+    /// FreeBSD.
+    Freebsd,
+    /// Anything else.
+    Generic,
+}
+
+/// The default directory for extracted vmlinux files.
+fn default_extract_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("anyboot/extracted")
+}
+
+impl PlanArgs {
+    fn to_options(&self) -> Result<loader::plan::PlanOptions, String> {
+        use loader::plan::{Disk, OsKind, Protocol};
+        let initrd = match &self.initrd {
+            Some(p) => {
+                let meta = std::fs::metadata(p)
+                    .map_err(|e| format!("{}: cannot read the initrd: {e}", p.display()))?;
+                if !meta.is_file() {
+                    return Err(format!("{}: the initrd is not a regular file", p.display()));
+                }
+                Some((p.clone(), meta.len()))
+            }
+            None => None,
+        };
+        let disks = self
+            .disk
+            .iter()
+            .map(|d| match d.strip_suffix(",ro") {
+                Some(p) => Disk {
+                    path: PathBuf::from(p),
+                    read_only: true,
+                },
+                None => Disk {
+                    path: PathBuf::from(d),
+                    read_only: false,
+                },
+            })
+            .collect();
+        Ok(loader::plan::PlanOptions {
+            initrd,
+            cmdline: self.cmdline.clone(),
+            mem_mib: self.mem,
+            cpus: self.cpus,
+            disks,
+            protocol: self.protocol.map(|p| match p {
+                ProtocolArg::Pvh => Protocol::Pvh,
+                ProtocolArg::Linux => Protocol::Linux64,
+                ProtocolArg::Linux32 => Protocol::Linux32,
+                ProtocolArg::Multiboot => Protocol::Multiboot,
+            }),
+            os: self.os.map(|o| match o {
+                OsArg::Linux => OsKind::Linux,
+                OsArg::Netbsd => OsKind::Netbsd,
+                OsArg::Freebsd => OsKind::Freebsd,
+                OsArg::Generic => OsKind::Generic,
+            }),
+            name: self.name.clone(),
+            extract_dir: Some(self.extract_to.clone().unwrap_or_else(default_extract_dir)),
+        })
+    }
+}
+
+/// Inspect and plan, or the one-line reason why not.
+fn make_plan(kernel: &std::path::Path, args: &PlanArgs) -> Result<loader::plan::BootPlan, Failure> {
+    let report = loader::inspect::inspect_path(kernel)
+        .map_err(|e| Failure::BadInput(one_line(kernel, &e)))?;
+    let opts = args.to_options().map_err(Failure::BadInput)?;
+    loader::plan::build(kernel, &report, &opts).map_err(|e| Failure::BadInput(one_line(kernel, &e)))
 }
 
 fn main() -> ExitCode {
@@ -111,6 +252,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .context("writing the report")?;
             }
             out.flush().context("writing the report")?;
+        }
+        Command::Plan { kernel, opts, json } => {
+            let plan = make_plan(&kernel, &opts)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &plan).context("writing JSON")?;
+                writeln!(out).context("writing JSON")?;
+            } else {
+                out.write_all(render::plan_text(&plan).as_bytes())
+                    .context("writing the plan")?;
+            }
+            out.flush().context("writing the plan")?;
         }
     }
     Ok(())

@@ -304,3 +304,95 @@ pub fn text(file: &Path, r: &Report) -> String {
     }
     o
 }
+
+/// The human plan.
+pub fn plan_text(p: &loader::plan::BootPlan) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{}: boot by {} ({} profile)",
+        p.kernel.display(),
+        p.protocol.name(),
+        format!("{:?}", p.os.kind).to_lowercase()
+    );
+    row(&mut o, "why", &p.reason);
+    row(&mut o, "OS profile", &p.os.reason);
+    if let Some(e) = &p.extraction {
+        row(
+            &mut o,
+            "boot image",
+            format_args!(
+                "{} (the inner vmlinux, {} bytes, extracted from the bzImage)",
+                e.to.display(),
+                e.size
+            ),
+        );
+    }
+    row(&mut o, "entry", format_args!("{:#x}", p.entry));
+    row(
+        &mut o,
+        "kernel range",
+        format_args!("{:#x}..{:#x}", p.kernel_range.0, p.kernel_range.1),
+    );
+    let _ = writeln!(o, "\nsegments (file -> guest)");
+    for s in &p.segments {
+        let _ = writeln!(
+            o,
+            "  {:#010x}+{:#x} -> {:#x}  ({:#x} bytes in memory, {:#x} zeroed)",
+            s.file_offset,
+            s.file_size,
+            s.guest_addr,
+            s.mem_size,
+            s.mem_size.saturating_sub(s.file_size)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nmemory ({} MiB, {} vCPU{})",
+        p.memory.size_mib,
+        p.cpus,
+        if p.cpus == 1 { "" } else { "s" }
+    );
+    for r in &p.memory.map {
+        let _ = writeln!(o, "  {:#012x}..{:#012x}  {:?}", r.start, r.end(), r.kind);
+    }
+    let _ = writeln!(o, "\nboot structures");
+    for b in &p.boot_structures {
+        let _ = writeln!(o, "  {:#08x}  {:>6} bytes  {}", b.addr, b.size, b.what);
+    }
+    for m in &p.modules {
+        let _ = writeln!(
+            o,
+            "  {:#08x}  {:>6} bytes  {} {}",
+            m.addr,
+            m.size,
+            m.role,
+            m.path.display()
+        );
+    }
+    let _ = writeln!(o);
+    row(&mut o, "command line", format_args!("{:?}", p.cmdline));
+    row(
+        &mut o,
+        "limit",
+        format_args!(
+            "{} bytes ({})",
+            p.os.cmdline_limit, p.os.cmdline_limit_source
+        ),
+    );
+    if let Some(c) = p.os.console {
+        row(&mut o, "console", c);
+    }
+    for d in &p.disks {
+        row(
+            &mut o,
+            "disk",
+            format_args!(
+                "{}{}",
+                d.path.display(),
+                if d.read_only { " (read-only)" } else { "" }
+            ),
+        );
+    }
+    o
+}

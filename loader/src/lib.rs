@@ -15,4 +15,5 @@ pub mod bzimage;
 pub mod inspect;
 pub mod layout;
 pub mod multiboot;
+pub mod plan;
 pub mod payload;
