@@ -543,13 +543,16 @@ fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a.max(1)) * a.max(1)
 }
 
+/// What the chosen protocol loads: segments, entry and the kernel's whole range.
+struct Loaded {
+    segments: Vec<PlanSegment>,
+    entry: u64,
+    range: (u64, u64),
+}
+
 /// The segments to load and the entry, for the chosen protocol.
-fn segments(
-    report: &Report,
-    protocol: Protocol,
-    extracted: bool,
-) -> Result<(Vec<PlanSegment>, u64, (u64, u64)), PlanError> {
-    let from_elf = |entry: u64| -> Result<(Vec<PlanSegment>, u64, (u64, u64)), PlanError> {
+fn segments(report: &Report, protocol: Protocol, extracted: bool) -> Result<Loaded, PlanError> {
+    let from_elf = |entry: u64| -> Result<Loaded, PlanError> {
         let segs: Vec<PlanSegment> = report
             .segments
             .iter()
@@ -572,7 +575,11 @@ fn segments(
             .map(|s| s.guest_addr.saturating_add(s.mem_size))
             .max()
             .unwrap_or(0);
-        Ok((segs, entry, (lo, hi)))
+        Ok(Loaded {
+            segments: segs,
+            entry,
+            range: (lo, hi),
+        })
     };
     match protocol {
         Protocol::Pvh => {
@@ -598,16 +605,16 @@ fn segments(
                 } else {
                     load
                 };
-                Ok((
-                    vec![PlanSegment {
+                Ok(Loaded {
+                    segments: vec![PlanSegment {
                         file_offset: b.protected_mode_offset,
                         file_size: size,
                         guest_addr: load,
                         mem_size: size,
                     }],
                     entry,
-                    (load, load.saturating_add(init)),
-                ))
+                    range: (load, load.saturating_add(init)),
+                })
             }
             None => from_elf(report.elf_entry.unwrap_or(0)),
         },
@@ -635,16 +642,16 @@ fn segments(
                     } else {
                         u64::from(k.bss_end_addr).max(load + file_size)
                     };
-                    Ok((
-                        vec![PlanSegment {
+                    Ok(Loaded {
+                        segments: vec![PlanSegment {
                             file_offset: off,
                             file_size,
                             guest_addr: load,
                             mem_size: mem_end - load,
                         }],
-                        u64::from(k.entry_addr),
-                        (load, mem_end),
-                    ))
+                        entry: u64::from(k.entry_addr),
+                        range: (load, mem_end),
+                    })
                 }
                 _ => from_elf(report.elf_entry.unwrap_or(0)),
             }
@@ -716,7 +723,11 @@ pub fn build(
         .as_ref()
         .map_or_else(|| kernel.to_path_buf(), |e| e.to.clone());
 
-    let (segs, entry, kernel_range) = segments(report, protocol, extraction.is_some())?;
+    let Loaded {
+        segments: segs,
+        entry,
+        range: kernel_range,
+    } = segments(report, protocol, extraction.is_some())?;
     let mem = mem_mib << 20;
     let map = layout::memory_map(mem);
     let ram_end = mem.min(layout::MMIO_HOLE_START);
