@@ -82,7 +82,7 @@ struct PlanArgs {
     /// Force an OS profile (console name, root device, virtio discovery, limits).
     #[arg(long, value_enum)]
     os: Option<OsArg>,
-    /// VM name [default: anyboot-<file name>].
+    /// VM name [default: anyboot-NAME, NAME from the kernel file name].
     #[arg(long)]
     name: Option<String>,
     /// Where to put a vmlinux extracted from a bzImage for PVH [default:
