@@ -56,6 +56,49 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Emit the configuration or command line that boots a kernel on a hypervisor.
+    #[command(
+        after_help = "Examples:\n  anyboot emit qemu vmlinuz --initrd initrd.img --disk root.img\n  anyboot emit qemu vmlinuz --protocol pvh --accel tcg   # extracts the vmlinux, boots it by PVH\n  sh -c \"$(anyboot emit qemu vmlinuz --initrd initrd.img)\"\n  anyboot emit qemu --format json vmlinuz | jq -r '.[]'\n\nThe command line ends QEMU when the guest powers off, reboots or panics (-no-reboot, and\nreboot=t panic=-1 appended for Linux)."
+    )]
+    Emit {
+        /// What to emit.
+        #[arg(value_enum)]
+        target: EmitTarget,
+        /// The kernel image.
+        kernel: PathBuf,
+        #[command(flatten)]
+        opts: PlanArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "shell")]
+        format: EmitFormat,
+        /// Accelerator for QEMU.
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelArg,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum EmitTarget {
+    /// `qemu-system-x86_64 -M microvm` command line.
+    Qemu,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum EmitFormat {
+    /// One line for a POSIX shell.
+    Shell,
+    /// A JSON array of arguments.
+    Json,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum AccelArg {
+    /// KVM (`-accel kvm -cpu host,-arch-capabilities`).
+    Kvm,
+    /// Software emulation (`-accel tcg -icount shift=auto,sleep=off`).
+    Tcg,
+    /// KVM when /dev/kvm opens, else TCG.
+    Auto,
 }
 
 /// Options common to `plan`, `emit` and `run`.
@@ -178,11 +221,16 @@ impl PlanArgs {
 }
 
 /// Inspect and plan, or the one-line reason why not.
-fn make_plan(kernel: &std::path::Path, args: &PlanArgs) -> Result<loader::plan::BootPlan, Failure> {
+fn make_plan(
+    kernel: &std::path::Path,
+    args: &PlanArgs,
+) -> Result<(loader::inspect::Report, loader::plan::BootPlan), Failure> {
     let report = loader::inspect::inspect_path(kernel)
         .map_err(|e| Failure::BadInput(one_line(kernel, &e)))?;
     let opts = args.to_options().map_err(Failure::BadInput)?;
-    loader::plan::build(kernel, &report, &opts).map_err(|e| Failure::BadInput(one_line(kernel, &e)))
+    let plan = loader::plan::build(kernel, &report, &opts)
+        .map_err(|e| Failure::BadInput(one_line(kernel, &e)))?;
+    Ok((report, plan))
 }
 
 fn main() -> ExitCode {
@@ -254,7 +302,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             out.flush().context("writing the report")?;
         }
         Command::Plan { kernel, opts, json } => {
-            let plan = make_plan(&kernel, &opts)?;
+            let (_, plan) = make_plan(&kernel, &opts)?;
             let mut out = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &plan).context("writing JSON")?;
@@ -264,6 +312,41 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .context("writing the plan")?;
             }
             out.flush().context("writing the plan")?;
+        }
+        Command::Emit {
+            target: EmitTarget::Qemu,
+            kernel,
+            opts,
+            format,
+            accel,
+        } => {
+            let (report, plan) = make_plan(&kernel, &opts)?;
+            if let Some(e) = &plan.extraction {
+                backends::extract::ensure_extracted(e, &report)
+                    .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+            }
+            let accel = match accel {
+                AccelArg::Kvm => backends::qemu::Accel::Kvm,
+                AccelArg::Tcg => backends::qemu::Accel::Tcg,
+                AccelArg::Auto if backends::qemu::kvm_available() => backends::qemu::Accel::Kvm,
+                AccelArg::Auto => backends::qemu::Accel::Tcg,
+            };
+            let argv = backends::qemu::argv(
+                &plan,
+                &backends::qemu::QemuOptions {
+                    accel,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                EmitFormat::Shell => writeln!(out, "{}", backends::qemu::shell_line(&argv)),
+                EmitFormat::Json => {
+                    writeln!(out, "{}", serde_json::to_string(&argv).unwrap_or_default())
+                }
+            }
+            .context("writing the command line")?;
         }
     }
     Ok(())

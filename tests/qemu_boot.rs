@@ -1,6 +1,7 @@
-//! Boot Debian's cloud kernel under QEMU microvm (TCG) to a busybox init, proving the harness
-//! (initramfs builder, disk image, QEMU runner) with a hand-written argv. anyboot's qemu
-//! emitter will supply the argv later; these boots are the reference it must match.
+//! Boot Debian's cloud kernel under QEMU microvm (TCG) to a busybox init with the command line
+//! `anyboot emit qemu` prints: as a bzImage (run through `sh -c`, proving the shell quoting), by
+//! PVH from the vmlinux anyboot extracts (compared byte for byte with the shell recipe's), and
+//! with a virtio-blk disk whose path holds a comma (proving QEMU's comma doubling).
 //!
 //! Needs `cargo xtask kernels`, `qemu-system-x86_64`, `busybox-static` and (for PVH) `lz4`;
 //! each is skipped loudly when missing unless `ANYBOOT_REQUIRE_KERNELS=1` /
@@ -46,38 +47,37 @@ impl Setup {
         Some(path)
     }
 
-    /// The hand-written microvm argv the emitter will have to reproduce.
-    fn argv(&self, kernel: &Path, initrd: &Path, extra: &[&str]) -> Vec<String> {
-        let mut argv: Vec<String> = vec![self.qemu.to_string_lossy().into_owned()];
-        argv.extend(
-            [
-                "-M",
-                "microvm",
-                "-accel",
-                "tcg",
-                // Not part of the emitted argv: test-only, see TCG_ICOUNT.
-                TCG_ICOUNT[0],
-                TCG_ICOUNT[1],
-                "-m",
-                "512m",
-                "-smp",
-                "1",
-                "-nodefaults",
-                "-no-user-config",
-                "-nographic",
-                "-no-reboot",
-                "-serial",
-                "stdio",
-            ]
-            .map(String::from),
+    /// What `anyboot emit qemu --accel tcg` prints for this kernel, initrd and extra options,
+    /// in the given format.
+    fn emit(&self, kernel: &Path, initrd: &Path, format: &str, extra: &[&str]) -> String {
+        let out = Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))
+            .args(["emit", "qemu", "--accel", "tcg", "--format", format])
+            .arg(kernel)
+            .arg("--initrd")
+            .arg(initrd)
+            .args(["--cmdline", &format!("console=ttyS0 {TOKEN}")])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "emit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        argv.push("-kernel".into());
-        argv.push(kernel.to_string_lossy().into_owned());
-        argv.push("-initrd".into());
-        argv.push(initrd.to_string_lossy().into_owned());
-        argv.push("-append".into());
-        argv.push(format!("console=ttyS0 reboot=t panic=-1 {TOKEN}"));
-        argv.extend(extra.iter().map(|s| (*s).to_owned()));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The emitted argv (JSON format), with the QEMU found on this machine as argv[0].
+    fn emitted_argv(&self, kernel: &Path, initrd: &Path, extra: &[&str]) -> Vec<String> {
+        let mut argv: Vec<String> =
+            serde_json::from_str(&self.emit(kernel, initrd, "json", extra)).unwrap();
+        assert_eq!(argv[0], "qemu-system-x86_64");
+        argv[0] = self.qemu.to_string_lossy().into_owned();
+        assert!(
+            argv.windows(2)
+                .any(|w| w[0] == TCG_ICOUNT[0] && w[1] == TCG_ICOUNT[1]),
+            "the TCG command line carries -icount: {argv:?}"
+        );
         argv
     }
 
@@ -129,7 +129,15 @@ fn microvm_boots_debian_bzimage() {
     let Some(initrd) = s.initrd(&InitOptions::default()) else {
         return;
     };
-    let argv = s.argv(&s.kernel.vmlinuz, &initrd, &[]);
+    // The shell format, run by a real shell: the hostile token must survive its quoting.
+    let line = s.emit(&s.kernel.vmlinuz, &initrd, "shell", &[]);
+    assert!(line.starts_with("qemu-system-x86_64 "), "{line}");
+    let qemu_dir = s.qemu.parent().unwrap().to_string_lossy().into_owned();
+    let argv: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("PATH='{qemu_dir}':\"$PATH\" exec {}", line.trim_end()),
+    ];
     let run = s.boot("bzImage", &argv);
     assert_eq!(run.marker_lines(MARKER).len(), 2, "{}", run.output);
     s.done();
@@ -167,7 +175,19 @@ fn microvm_boots_debian_vmlinux_by_pvh() {
     };
     let vmlinux = s.dir.join("vmlinux");
     extract_vmlinux(&lz4, &s.kernel.vmlinuz, &vmlinux);
-    let argv = s.argv(&vmlinux, &initrd, &[]);
+    let cache = s.dir.join("extracted");
+    let argv = s.emitted_argv(
+        &s.kernel.vmlinuz,
+        &initrd,
+        &["--protocol", "pvh", "--extract-to", cache.to_str().unwrap()],
+    );
+    let k = argv.iter().position(|a| a == "-kernel").unwrap() + 1;
+    let ours = PathBuf::from(&argv[k]);
+    assert!(ours.starts_with(&cache), "{argv:?}");
+    assert!(
+        fs::read(&ours).unwrap() == fs::read(&vmlinux).unwrap(),
+        "anyboot's extracted vmlinux differs from the shell recipe's"
+    );
     s.boot("PVH vmlinux", &argv);
     s.done();
 }
@@ -182,13 +202,13 @@ fn microvm_reads_a_virtio_mmio_disk() {
     let Some(initrd) = s.initrd(&opts) else {
         return;
     };
-    let disk = s.dir.join("disk.img");
+    // A comma in the path: QEMU needs it doubled inside -drive.
+    let disk = s.dir.join("disk,1.img");
     raw_disk(&disk, DISK_MAGIC, 1 << 20);
-    let drive = format!("id=d0,file={},format=raw,if=none", disk.display());
-    let argv = s.argv(
+    let argv = s.emitted_argv(
         &s.kernel.vmlinuz,
         &initrd,
-        &["-drive", &drive, "-device", "virtio-blk-device,drive=d0"],
+        &["--disk", disk.to_str().unwrap()],
     );
     let run = s.boot("bzImage + virtio-blk", &argv);
     let want: String = DISK_MAGIC.iter().map(|b| format!("{b:02x}")).collect();

@@ -1,8 +1,9 @@
 //! Backends that consume an anyboot boot plan.
 //!
-//! Modules (each still empty; they are filled by the emitters and `run` issues):
+//! Modules (`kvm`, `firecracker` and `cloud_hypervisor` are still empty):
 //! - [`kvm`]: launch a plan directly under KVM (Linux x86_64 only);
 //! - [`qemu`]: emit a `qemu-system-x86_64 -M microvm` command line;
+//! - [`extract`]: write the inner vmlinux of a bzImage for PVH boots;
 //! - [`xl`]: emit a Xen `xl.cfg`;
 //! - [`firecracker`]: emit a Firecracker `--config-file` JSON;
 //! - [`cloud_hypervisor`]: emit a Cloud Hypervisor command line.
@@ -12,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod cloud_hypervisor;
+pub mod extract;
 pub mod firecracker;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod kvm;
