@@ -81,6 +81,8 @@ enum Command {
 enum EmitTarget {
     /// `qemu-system-x86_64 -M microvm` command line.
     Qemu,
+    /// Xen `xl.cfg` (`type = "pvh"` or `"pv"`).
+    Xl,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -312,6 +314,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .context("writing the plan")?;
             }
             out.flush().context("writing the plan")?;
+        }
+        Command::Emit {
+            target: EmitTarget::Xl,
+            kernel,
+            opts,
+            ..
+        } => {
+            let report = loader::inspect::inspect_path(&kernel)
+                .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+            let options = opts.to_options().map_err(Failure::BadInput)?;
+            if report.pvh_entry.is_some() {
+                // The same limits as every other backend (command line, initrd, memory).
+                let pvh = loader::plan::PlanOptions {
+                    protocol: Some(loader::plan::Protocol::Pvh),
+                    ..options.clone()
+                };
+                loader::plan::build(&kernel, &report, &pvh)
+                    .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+            }
+            let cfg = backends::xl::emit(&kernel, &report, &options)
+                .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+            std::io::stdout()
+                .lock()
+                .write_all(cfg.as_bytes())
+                .context("writing xl.cfg")?;
         }
         Command::Emit {
             target: EmitTarget::Qemu,

@@ -1,9 +1,9 @@
 //! Xen `xl.cfg` files (`type = "pvh"` / `"pv"`) from a boot plan, written by hand: xl.cfg is
 //! libxlutil's own grammar, not TOML or JSON.
 //!
-//! The mapping from a boot plan to keys is not implemented yet (the emitters issue). What is
-//! here is the value writer it will use: [`quote`] for string literals, [`XlConfig`] for a whole
-//! file and [`disk_spec`] for one `disk = [ … ]` entry.
+//! [`emit`] maps an inspected kernel and the plan options to a whole `xl.cfg`; it uses the value
+//! writer below: [`quote`] for string literals, [`XlConfig`] for a whole file and
+//! [`disk_spec`] for one `disk = [ … ]` entry.
 //!
 //! # Why by hand
 //!
@@ -570,4 +570,124 @@ mod tests {
             })
         );
     }
+}
+
+/// Why no `xl.cfg` can be emitted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum XlEmitError {
+    /// Xen cannot boot this kernel.
+    #[error("Xen cannot boot this kernel: {0}")]
+    CannotBoot(String),
+    /// A value xl.cfg cannot hold.
+    #[error(transparent)]
+    Value(#[from] XlError),
+    /// A path that is not UTF-8.
+    #[error("{0}: path is not valid UTF-8")]
+    NonUtf8Path(std::path::PathBuf),
+}
+
+fn utf8(p: &std::path::Path) -> Result<&str, XlEmitError> {
+    p.to_str()
+        .ok_or_else(|| XlEmitError::NonUtf8Path(p.to_path_buf()))
+}
+
+/// The `xl.cfg` that boots `kernel` under Xen.
+///
+/// - `type = "pvh"` when the kernel (or, for a bzImage, its inner vmlinux: Xen's toolstack
+///   decompresses bzImages itself) carries XEN_ELFNOTE_PHYS32_ENTRY;
+/// - `type = "pv"` for a kernel with only Xen PV notes or the legacy `__xen_guest` string;
+/// - otherwise an error saying why.
+///
+/// The console is Xen's PV console, so a Linux guest without `--cmdline` gets `console=hvc0`.
+/// Disks become `xvda`, `xvdb`, ... in order; `on_poweroff`/`on_crash` destroy the domain and
+/// `on_reboot` restarts it (xl's defaults, written out).
+pub fn emit(
+    kernel: &std::path::Path,
+    report: &loader::inspect::Report,
+    opts: &loader::plan::PlanOptions,
+) -> Result<String, XlEmitError> {
+    use loader::inspect::Format;
+    let pv_notes = report.xen_guest.is_some()
+        || report.xen_notes.iter().any(|n| {
+            n.n_type != elfnote::XEN_ELFNOTE_PHYS32_ENTRY
+                && n.n_type != elfnote::XEN_ELFNOTE_PHYS32_RELOC
+        });
+    let (ty, why) = if report.pvh_entry.is_some() {
+        (
+            "pvh",
+            if report.format == Format::Bzimage {
+                "the bzImage's inner vmlinux carries XEN_ELFNOTE_PHYS32_ENTRY (xl decompresses it)"
+            } else {
+                "the kernel carries XEN_ELFNOTE_PHYS32_ENTRY"
+            },
+        )
+    } else if pv_notes && report.format == Format::Elf {
+        ("pv", "the kernel carries only Xen PV notes")
+    } else {
+        let what = match report.format {
+            Format::Bzimage => "this bzImage's inner vmlinux has neither",
+            Format::Elf => "this ELF has neither",
+            _ => "this image is not an ELF and has neither",
+        };
+        return Err(XlEmitError::CannotBoot(format!(
+            "xl boots an ELF (or a bzImage's inner ELF) with a PVH note (type = \"pvh\") or Xen PV notes (type = \"pv\"); {what}"
+        )));
+    };
+    let linux = report.format == Format::Bzimage
+        || report
+            .guest_os
+            .as_deref()
+            .is_some_and(|g| g.eq_ignore_ascii_case("linux"));
+    let cmdline = match &opts.cmdline {
+        Some(c) => c.clone(),
+        None if linux => "console=hvc0".into(),
+        None => String::new(),
+    };
+    let mut cfg = XlConfig::new();
+    cfg.comment(&format!("written by anyboot: type {ty} because {why}"))?;
+    cfg.set(
+        "name",
+        opts.name
+            .clone()
+            .unwrap_or_else(|| loader::plan::default_name(kernel)),
+    )?;
+    cfg.set("type", ty)?;
+    cfg.set("kernel", utf8(kernel)?)?;
+    if let Some((initrd, _)) = &opts.initrd {
+        cfg.set("ramdisk", utf8(initrd)?)?;
+    }
+    if !cmdline.is_empty() {
+        cfg.set("cmdline", cmdline)?;
+    }
+    cfg.set(
+        "memory",
+        opts.mem_mib.unwrap_or(loader::plan::DEFAULT_MEM_MIB),
+    )?;
+    cfg.set("vcpus", u64::from(opts.cpus.unwrap_or(1)))?;
+    if !opts.disks.is_empty() {
+        let mut disks = Vec::new();
+        for (i, d) in opts.disks.iter().enumerate() {
+            let letter = char::from(b'a' + u8::try_from(i % 26).unwrap_or(0));
+            let vdev = if i < 26 {
+                format!("xvd{letter}")
+            } else {
+                format!(
+                    "xvd{}{letter}",
+                    char::from(b'a' + u8::try_from(i / 26 - 1).unwrap_or(0))
+                )
+            };
+            disks.push(XlValue::from(disk_spec(
+                utf8(&d.path)?,
+                &vdev,
+                d.read_only,
+                "raw",
+            )?));
+        }
+        cfg.set("disk", disks)?;
+    }
+    cfg.set("on_poweroff", "destroy")?;
+    cfg.set("on_reboot", "restart")?;
+    cfg.set("on_crash", "destroy")?;
+    Ok(cfg.render()?)
 }

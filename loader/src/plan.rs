@@ -663,6 +663,26 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
+/// The default VM name: `anyboot-` and the kernel's file name with every character other than
+/// ASCII letters, digits, `-` and `_` turned into `-`.
+pub fn default_name(kernel: &std::path::Path) -> String {
+    let stem = kernel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "kernel".into());
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("anyboot-{clean}")
+}
+
 /// Build the plan for an inspected image.
 pub fn build(
     kernel: &std::path::Path,
@@ -900,23 +920,7 @@ pub fn build(
         }
     }
 
-    let name = opts.name.clone().unwrap_or_else(|| {
-        let stem = kernel
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "kernel".into());
-        let clean: String = stem
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        format!("anyboot-{clean}")
-    });
+    let name = opts.name.clone().unwrap_or_else(|| default_name(kernel));
 
     Ok(BootPlan {
         schema_version: 1,
