@@ -75,6 +75,17 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         accel: AccelArg,
     },
+    /// Which backends can boot a kernel, and why (kvm, qemu, xl, firecracker, cloud-hypervisor).
+    #[command(
+        after_help = "Examples:\n  anyboot check vmlinuz\n  anyboot check --json netbsd-MICROVM | jq '.[] | select(.verdict != \"cannot\")'"
+    )]
+    Check {
+        /// The kernel image.
+        kernel: PathBuf,
+        /// Print a JSON array instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -83,6 +94,10 @@ enum EmitTarget {
     Qemu,
     /// Xen `xl.cfg` (`type = "pvh"` or `"pv"`).
     Xl,
+    /// Firecracker `--config-file` JSON.
+    Firecracker,
+    /// Cloud Hypervisor command line.
+    CloudHypervisor,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -341,6 +356,70 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .context("writing xl.cfg")?;
         }
         Command::Emit {
+            target: target @ (EmitTarget::Firecracker | EmitTarget::CloudHypervisor),
+            kernel,
+            opts,
+            format,
+            ..
+        } => {
+            let report = loader::inspect::inspect_path(&kernel)
+                .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+            let mut options = opts.to_options().map_err(Failure::BadInput)?;
+            // Firecracker releases do not load bzImages: boot a PVH-capable one after extraction.
+            if matches!(target, EmitTarget::Firecracker)
+                && options.protocol.is_none()
+                && report.format == loader::inspect::Format::Bzimage
+                && report.pvh_entry.is_some()
+            {
+                options.protocol = Some(loader::plan::Protocol::Pvh);
+            }
+            let plan = loader::plan::build(&kernel, &report, &options)
+                .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+            let (text, notes) = match target {
+                EmitTarget::Firecracker => {
+                    let c = backends::firecracker::config(&plan)
+                        .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+                    (
+                        serde_json::to_string_pretty(&c.config).context("JSON")?,
+                        c.notes,
+                    )
+                }
+                _ => {
+                    let (argv, notes) = backends::cloud_hypervisor::argv(&plan)
+                        .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+                    let text = match format {
+                        EmitFormat::Shell => backends::qemu::shell_line(&argv),
+                        EmitFormat::Json => serde_json::to_string(&argv).context("JSON")?,
+                    };
+                    (text, notes)
+                }
+            };
+            if let Some(e) = &plan.extraction {
+                backends::extract::ensure_extracted(e, &report)
+                    .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+            }
+            for n in notes {
+                eprintln!("anyboot: note: {n}");
+            }
+            writeln!(std::io::stdout().lock(), "{text}").context("writing the output")?;
+        }
+        Command::Check { kernel, json } => {
+            let report = loader::inspect::inspect_path(&kernel)
+                .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
+            let rows = check_rows(&kernel, &report);
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &rows).context("JSON")?;
+                writeln!(out).context("writing")?;
+            } else {
+                writeln!(out, "{:<18} {:<26} reason", "backend", "verdict").context("writing")?;
+                for r in &rows {
+                    writeln!(out, "{:<18} {:<26} {}", r.backend, r.verdict, r.reason)
+                        .context("writing")?;
+                }
+            }
+        }
+        Command::Emit {
             target: EmitTarget::Qemu,
             kernel,
             opts,
@@ -377,4 +456,100 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// One row of `anyboot check`.
+#[derive(serde::Serialize)]
+struct CheckRow {
+    backend: &'static str,
+    verdict: &'static str,
+    reason: String,
+}
+
+/// What each backend can do with the image: the same decisions `plan` and `emit` make.
+fn check_rows(kernel: &std::path::Path, report: &loader::inspect::Report) -> Vec<CheckRow> {
+    use loader::plan::{PlanOptions, Protocol, build};
+    let scratch = PlanOptions {
+        extract_dir: Some(std::env::temp_dir()),
+        ..PlanOptions::default()
+    };
+    let plan = build(kernel, report, &scratch);
+    let bz_pvh = report.format == loader::inspect::Format::Bzimage && report.pvh_entry.is_some();
+    let pvh_plan = bz_pvh
+        .then(|| {
+            build(
+                kernel,
+                report,
+                &PlanOptions {
+                    protocol: Some(Protocol::Pvh),
+                    ..scratch.clone()
+                },
+            )
+            .ok()
+        })
+        .flatten();
+    let row = |backend, verdict, reason: String| CheckRow {
+        backend,
+        verdict,
+        reason,
+    };
+    let mut rows = Vec::new();
+    rows.push(match &plan {
+        Ok(p) => row(
+            "kvm",
+            "cannot",
+            format!(
+                "anyboot run is not implemented yet (its plan would boot by {})",
+                p.protocol.name()
+            ),
+        ),
+        Err(e) => row("kvm", "cannot", e.to_string()),
+    });
+    rows.push(match &plan {
+        Ok(p) => match backends::qemu::argv(p, &backends::qemu::QemuOptions::default()) {
+            Ok(_) => row(
+                "qemu",
+                "boots",
+                format!("{} ({})", p.protocol.name(), p.reason),
+            ),
+            Err(e) => row("qemu", "cannot", e.to_string()),
+        },
+        Err(e) => row("qemu", "cannot", e.to_string()),
+    });
+    rows.push(match backends::xl::emit(kernel, report, &scratch) {
+        Ok(cfg) => row(
+            "xl",
+            "boots",
+            cfg.lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("# written by anyboot: ")
+                .to_owned(),
+        ),
+        Err(e) => row("xl", "cannot", e.to_string()),
+    });
+    let fc = |p: &loader::plan::BootPlan| backends::firecracker::config(p).map(|c| c.notes);
+    rows.push(match (&plan, &pvh_plan) {
+        (_, Some(pp)) => match fc(pp) {
+            Ok(n) => row(
+                "firecracker",
+                "boots after extraction",
+                format!("its inner vmlinux by PVH; {}", n.join("; ")),
+            ),
+            Err(e) => row("firecracker", "cannot", e.to_string()),
+        },
+        (Ok(p), None) => match fc(p) {
+            Ok(n) => row("firecracker", "boots", n.join("; ")),
+            Err(e) => row("firecracker", "cannot", e.to_string()),
+        },
+        (Err(e), None) => row("firecracker", "cannot", e.to_string()),
+    });
+    rows.push(match &plan {
+        Ok(p) => match backends::cloud_hypervisor::argv(p) {
+            Ok((_, n)) => row("cloud-hypervisor", "boots", n.join("; ")),
+            Err(e) => row("cloud-hypervisor", "cannot", e.to_string()),
+        },
+        Err(e) => row("cloud-hypervisor", "cannot", e.to_string()),
+    });
+    rows
 }
