@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyboot_fixtures::kernels::kernel_or_skip;
-use anyboot_fixtures::{ElfSpec, LoadSpec, NoteSpec, build_elf, uint};
+use anyboot_fixtures::netbsd_like;
 use serde_json::Value;
 
 fn anyboot(args: &[&str], kernel: &Path) -> (i32, String, String) {
@@ -159,29 +159,6 @@ fn firecracker_and_cloud_hypervisor_for_debian() {
     }
     assert!(argv.contains(&"path=/srv/root.img,readonly=on".to_owned()));
     assert!(err.contains("v39"), "{err}");
-}
-
-/// A NetBSD-shaped kernel with the notes NetBSD's amd64 locore.S emits.
-fn netbsd_like() -> Vec<u8> {
-    build_elf(&ElfSpec {
-        loads: vec![LoadSpec {
-            paddr: 0x20_0000,
-            vaddr: 0xffff_ffff_8020_0000,
-            data: vec![0xf4; 4096],
-            memsz: 0x10_0000,
-            align: 0x20_0000,
-        }],
-        note_segments: vec![vec![
-            NoteSpec::xen_str(6, "NetBSD"),
-            NoteSpec::xen_str(7, "4.99"),
-            NoteSpec::xen_str(5, "xen-3.0"),
-            NoteSpec::xen(3, uint(0xffff_ffff_8000_0000, 8, false)),
-            NoteSpec::xen(18, uint(0x20_0040, 4, false)),
-            NoteSpec::xen_str(8, "generic"),
-            NoteSpec::xen_str(11, "yes"),
-        ]],
-        ..ElfSpec::default()
-    })
 }
 
 #[test]

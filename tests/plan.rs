@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyboot_fixtures::kernels::{kernel_or_skip, tool_or_skip};
-use anyboot_fixtures::{ElfSpec, LoadSpec, NoteSpec, build_elf, multiboot_flat, uint};
+use anyboot_fixtures::{ElfSpec, LoadSpec, NoteSpec, build_elf, multiboot_flat, netbsd_like, uint};
 use serde_json::Value;
 
 fn anyboot() -> Command {
@@ -225,33 +225,6 @@ tail -c +$(( (ss + 1) * 512 + po + 1 )) "$K" | head -c $((pl - 4)) | lz4 -dc > '
         assert_eq!(s["mem_size"].as_u64(), Some(l[4]));
     }
     let _ = std::fs::remove_file(&vmlinux);
-}
-
-/// A NetBSD-shaped kernel, with the notes NetBSD's amd64 locore.S emits: GUEST_OS "NetBSD",
-/// GUEST_VERSION "4.99", XEN_VERSION, VIRT_BASE, PADDR_OFFSET, a 4-byte PHYS32_ENTRY,
-/// LOADER "generic", BSD_SYMTAB "yes".
-fn netbsd_like() -> Vec<u8> {
-    build_elf(&ElfSpec {
-        entry: 0xffff_ffff_8020_0000,
-        loads: vec![LoadSpec {
-            paddr: 0x20_0000,
-            vaddr: 0xffff_ffff_8020_0000,
-            data: vec![0xf4; 4096],
-            memsz: 0x10_0000,
-            align: 0x20_0000,
-        }],
-        note_segments: vec![vec![
-            NoteSpec::xen_str(6, "NetBSD"),
-            NoteSpec::xen_str(7, "4.99"),
-            NoteSpec::xen_str(5, "xen-3.0"),
-            NoteSpec::xen(3, uint(0xffff_ffff_8000_0000, 8, false)),
-            NoteSpec::xen(4, uint(0xffff_ffff_8000_0000, 8, false)),
-            NoteSpec::xen(18, uint(0x20_0040, 4, false)),
-            NoteSpec::xen_str(8, "generic"),
-            NoteSpec::xen_str(11, "yes"),
-        ]],
-        ..ElfSpec::default()
-    })
 }
 
 #[test]

@@ -147,9 +147,22 @@ pub mod linux {
     /// `xloadflags` bit 1.
     pub const XLF_CAN_BE_LOADED_ABOVE_4G: u16 = 1 << 1;
 
-    /// `struct setup_header` (packed, 0x7b bytes: 0x1f1 to 0x26c).
+    /// `struct setup_header` (packed, 0x7b bytes: 0x1f1 to 0x26c). This is also the parsed
+    /// header [`crate::bzimage::SetupHeader`], whose methods apply the protocol's defaults.
     #[repr(C, packed)]
-    #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+    #[derive(
+        Debug,
+        Clone,
+        Copy,
+        Default,
+        PartialEq,
+        Eq,
+        serde::Serialize,
+        FromBytes,
+        IntoBytes,
+        Immutable,
+        KnownLayout,
+    )]
     #[allow(missing_docs)]
     pub struct SetupHeader {
         pub setup_sects: u8,

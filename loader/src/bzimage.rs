@@ -6,7 +6,7 @@
 //! Hand-written because no maintained crate parses the header beyond what a loader needs to copy
 //! it (`linux-loader` stops at `HdrS`, the version and `LOADED_HIGH`).
 
-use serde::Serialize;
+use zerocopy::FromBytes;
 
 /// `"HdrS"` at 0x202.
 pub const HDRS_MAGIC: &[u8; 4] = b"HdrS";
@@ -102,55 +102,11 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
         u8_at(b, off + 3),
     ])
 }
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from(u32_at(b, off)) | (u64::from(u32_at(b, off + 4)) << 32)
-}
 
-/// The setup header, every field up to boot protocol 2.15. Fields a version does not define
-/// read as 0; use the accessor methods for the protocol's defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)]
-pub struct SetupHeader {
-    pub setup_sects: u8,
-    pub root_flags: u16,
-    pub syssize: u32,
-    pub ram_size: u16,
-    pub vid_mode: u16,
-    pub root_dev: u16,
-    pub boot_flag: u16,
-    pub jump: u16,
-    pub header: u32,
-    pub version: u16,
-    pub realmode_swtch: u32,
-    pub start_sys_seg: u16,
-    pub kernel_version: u16,
-    pub type_of_loader: u8,
-    pub loadflags: u8,
-    pub setup_move_size: u16,
-    pub code32_start: u32,
-    pub ramdisk_image: u32,
-    pub ramdisk_size: u32,
-    pub bootsect_kludge: u32,
-    pub heap_end_ptr: u16,
-    pub ext_loader_ver: u8,
-    pub ext_loader_type: u8,
-    pub cmd_line_ptr: u32,
-    pub initrd_addr_max: u32,
-    pub kernel_alignment: u32,
-    pub relocatable_kernel: u8,
-    pub min_alignment: u8,
-    pub xloadflags: u16,
-    pub cmdline_size: u32,
-    pub hardware_subarch: u32,
-    pub hardware_subarch_data: u64,
-    pub payload_offset: u32,
-    pub payload_length: u32,
-    pub setup_data: u64,
-    pub pref_address: u64,
-    pub init_size: u32,
-    pub handover_offset: u32,
-    pub kernel_info_offset: u32,
-}
+/// The setup header, every field up to boot protocol 2.15, as the zero page carries it. Fields
+/// a protocol version does not define read as 0; the methods below apply the protocol's
+/// defaults.
+pub use crate::abi::linux::SetupHeader;
 
 impl SetupHeader {
     /// Whether `data` (the start of a file) carries `HdrS` at 0x202.
@@ -193,48 +149,14 @@ impl SetupHeader {
                 version: format_version(version),
             });
         }
-        // Bytes past the header's own end belong to the setup code, not to header fields.
-        let h = &data[..needs.min(end.max(0x206))];
-        Ok(SetupHeader {
-            setup_sects: u8_at(h, 0x1f1),
-            root_flags: u16_at(h, 0x1f2),
-            syssize: u32_at(h, 0x1f4),
-            ram_size: u16_at(h, 0x1f8),
-            vid_mode: u16_at(h, 0x1fa),
-            root_dev: u16_at(h, 0x1fc),
-            boot_flag: u16_at(h, 0x1fe),
-            jump: u16_at(h, 0x200),
-            header: u32_at(h, 0x202),
-            version,
-            realmode_swtch: u32_at(h, 0x208),
-            start_sys_seg: u16_at(h, 0x20c),
-            kernel_version: u16_at(h, 0x20e),
-            type_of_loader: u8_at(h, 0x210),
-            loadflags: u8_at(h, 0x211),
-            setup_move_size: u16_at(h, 0x212),
-            code32_start: u32_at(h, 0x214),
-            ramdisk_image: u32_at(h, 0x218),
-            ramdisk_size: u32_at(h, 0x21c),
-            bootsect_kludge: u32_at(h, 0x220),
-            heap_end_ptr: u16_at(h, 0x224),
-            ext_loader_ver: u8_at(h, 0x226),
-            ext_loader_type: u8_at(h, 0x227),
-            cmd_line_ptr: u32_at(h, 0x228),
-            initrd_addr_max: u32_at(h, 0x22c),
-            kernel_alignment: u32_at(h, 0x230),
-            relocatable_kernel: u8_at(h, 0x234),
-            min_alignment: u8_at(h, 0x235),
-            xloadflags: u16_at(h, 0x236),
-            cmdline_size: u32_at(h, 0x238),
-            hardware_subarch: u32_at(h, 0x23c),
-            hardware_subarch_data: u64_at(h, 0x240),
-            payload_offset: u32_at(h, 0x248),
-            payload_length: u32_at(h, 0x24c),
-            setup_data: u64_at(h, 0x250),
-            pref_address: u64_at(h, 0x258),
-            init_size: u32_at(h, 0x260),
-            handover_offset: u32_at(h, 0x264),
-            kernel_info_offset: u32_at(h, 0x268),
+        // Bytes past the header's own end belong to the setup code, not to header fields: they
+        // stay zero.
+        let mut raw = [0u8; SETUP_HEADER_END_2_15 - SETUP_HEADER_OFFSET];
+        let fields = &data[SETUP_HEADER_OFFSET..needs.min(end.max(0x206))];
+        raw[..fields.len()].copy_from_slice(fields);
+        SetupHeader::read_from_bytes(&raw[..]).map_err(|_| SetupError::Truncated {
+            needs: SETUP_HEADER_END_2_15,
+            has: data.len(),
         })
     }
 

@@ -534,7 +534,7 @@ fn inspect_bzimage<R: Read + Seek>(
         payload_length: None,
         decompressed_size: None,
         decompressed_read: None,
-        header: h.clone(),
+        header: h,
     };
     let Some((offset, length)) = h.payload_range(file_size)? else {
         return Ok((bz, None));
