@@ -401,6 +401,24 @@ fn bad_images_get_one_line_and_status_2() {
     std::fs::write(&bad_magic, &img).unwrap();
     assert_one_line_error(&bad_magic, "extends past the end of the file");
 
+    // A gzip header followed by a deflate block of the reserved type 3.
+    let corrupt = scratch("corrupt-gzip");
+    let mut payload = vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03, 0x07];
+    payload.extend_from_slice(&[0xff; 64]);
+    std::fs::write(
+        &corrupt,
+        bzimage(&BzSpec {
+            payload,
+            uncompressed_len: 1 << 20,
+            ..BzSpec::default()
+        }),
+    )
+    .unwrap();
+    assert_one_line_error(
+        &corrupt,
+        &format!("payload at file offset {pm:#x}: corrupt gzip payload after 0 bytes of output"),
+    );
+
     let arm64 = scratch("pe-no-hdrs");
     let mut pe = vec![0u8; 0x1000];
     pe[..2].copy_from_slice(b"MZ");

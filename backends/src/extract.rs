@@ -2,7 +2,7 @@
 //! PVH from a file (QEMU, Firecracker, Cloud Hypervisor cannot decompress a bzImage for PVH).
 
 use std::fs;
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use loader::inspect::Report;
@@ -74,15 +74,14 @@ pub fn ensure_extracted(e: &Extraction, report: &Report) -> Result<bool, Extract
         fs::create_dir_all(dir)
             .map_err(io_err(&dir.to_path_buf(), "cannot create the directory"))?;
     }
-    let mut src = fs::File::open(&e.from).map_err(io_err(&e.from, "cannot open"))?;
-    src.seek(SeekFrom::Start(offset))
-        .map_err(io_err(&e.from, "cannot seek to the payload"))?;
-    let input = BufReader::with_capacity(1 << 16, src.take(u64::from(length) - 4));
+    let src = fs::File::open(&e.from).map_err(io_err(&e.from, "cannot open"))?;
     let mut dec =
-        PayloadReader::new(compression, input, e.size).map_err(|source| ExtractError::Payload {
-            path: e.from.clone(),
-            compression,
-            source,
+        PayloadReader::at(src, offset, length, compression, e.size).map_err(|source| {
+            ExtractError::Payload {
+                path: e.from.clone(),
+                compression,
+                source,
+            }
         })?;
     let tmp = e.to.with_extension(format!("tmp{}", std::process::id()));
     let result = (|| {

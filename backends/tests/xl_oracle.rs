@@ -30,6 +30,16 @@ fn parse_text(name: &str, text: &[u8], keys: &[(&str, XlKind)]) -> Result<XlPars
 }
 
 /// Strings that break naive writers.
+/// What libxlutil's `xlu_disk_parse` made of the first `disk` entry of a config text.
+fn first_disk(name: &str, text: &[u8]) -> XlDisk {
+    let parsed = parse_text(name, text, &[("disk", XlKind::Disk)]).unwrap();
+    parsed.disks("disk").unwrap()[0]
+        .parsed
+        .clone()
+        .unwrap()
+        .unwrap()
+}
+
 fn hostile() -> Vec<String> {
     let mut v: Vec<String> = [
         "",
@@ -365,28 +375,14 @@ fn oracle_rejects_what_the_writer_avoids() {
     assert_eq!(parsed.string("cmdline"), Some(&b"xy"[..]));
 
     // What disk_spec refuses: a trailing comma vanishes from target=, a line feed ends it.
-    let parsed = parse_text(
+    let disk = first_disk(
         "disk-comma.cfg",
         b"disk = [ \"vdev=xvda, target=/a,b,\" ]\n",
-        &[("disk", XlKind::Disk)],
-    )
-    .unwrap();
-    let disk = parsed.disks("disk").unwrap()[0]
-        .parsed
-        .clone()
-        .unwrap()
-        .unwrap();
+    );
     assert_eq!(disk.pdev_path.as_deref(), Some(&b"/a,b"[..]));
-    let parsed = parse_text(
+    let disk = first_disk(
         "disk-lf.cfg",
         b"disk = [ \"vdev=xvda, target=/a\\nraw\" ]\n",
-        &[("disk", XlKind::Disk)],
-    )
-    .unwrap();
-    let disk = parsed.disks("disk").unwrap()[0]
-        .parsed
-        .clone()
-        .unwrap()
-        .unwrap();
+    );
     assert_eq!(disk.pdev_path.as_deref(), Some(&b"/a"[..]));
 }

@@ -4,7 +4,7 @@
 //! program headers and PT_NOTE segments: the whole kernel is never held in memory, and
 //! decoding never goes past the size the payload's trailer declares.
 
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 
 use elfnote::{
     ByteOrder, ElfImage, ElfLayout, NoteCollector, NoteError, NoteLocation, Notes, OtherNote,
@@ -71,17 +71,12 @@ pub enum InspectError {
         #[source]
         source: PayloadError,
     },
-    /// The payload decoded with an error partway.
-    #[error(
-        "{compression} payload at offset {offset:#x}: decoding failed after {produced:#x} bytes"
-    )]
+    /// The payload decoded with an error partway. The source names the format and how far
+    /// decoding got ([`PayloadError::Decode`] inside the I/O error).
+    #[error("payload at file offset {offset:#x}")]
     Decode {
-        /// The format.
-        compression: Compression,
         /// File offset of the payload.
         offset: u64,
-        /// Bytes decoded before the failure.
-        produced: u64,
         /// The decoder's error.
         #[source]
         source: io::Error,
@@ -559,16 +554,13 @@ fn inspect_bzimage<R: Read + Seek>(
     let declared = u32::from_le_bytes(trailer);
     bz.decompressed_size = Some(declared);
 
-    r.seek(SeekFrom::Start(offset))?;
-    let compressed = BufReader::with_capacity(1 << 16, r.take(u64::from(length) - 4));
-    let mut dec =
-        PayloadReader::new(compression, compressed, u64::from(declared)).map_err(|source| {
-            InspectError::Payload {
-                compression,
-                offset,
-                source,
-            }
-        })?;
+    let mut dec = PayloadReader::at(r, offset, length, compression, u64::from(declared)).map_err(
+        |source| InspectError::Payload {
+            compression,
+            offset,
+            source,
+        },
+    )?;
     let inner = read_inner_elf(&mut dec, u64::from(declared), offset)?;
     bz.decompressed_read = Some(dec.produced());
     Ok((bz, Some((inner.layout, inner.notes))))
@@ -588,7 +580,7 @@ fn fill(
         .by_ref()
         .take(need)
         .read_to_end(buf)
-        .map_err(|source| decode_err(dec, offset, source))?;
+        .map_err(|source| InspectError::Decode { offset, source })?;
     if (got as u64) < need {
         return Err(InspectError::ShortPayload {
             produced: dec.produced(),
@@ -598,15 +590,6 @@ fn fill(
         });
     }
     Ok(())
-}
-
-fn decode_err(dec: &PayloadReader<'_>, offset: u64, source: io::Error) -> InspectError {
-    InspectError::Decode {
-        compression: dec.compression(),
-        offset,
-        produced: dec.produced(),
-        source,
-    }
 }
 
 /// Stream the decompressed payload: the ELF header, the program header table, then each
@@ -691,7 +674,7 @@ fn read_inner_elf(
             }
             let skip = seg.offset - pos;
             let skipped = io::copy(&mut dec.by_ref().take(skip), &mut io::sink())
-                .map_err(|source| decode_err(dec, offset, source))?;
+                .map_err(|source| InspectError::Decode { offset, source })?;
             if skipped < skip {
                 return Err(InspectError::ShortPayload {
                     produced: dec.produced(),

@@ -151,6 +151,15 @@ pub enum PayloadError {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// The image cannot be positioned at the payload.
+    #[error("cannot seek to the payload at offset {offset:#x}")]
+    Seek {
+        /// File offset of the payload.
+        offset: u64,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// A read after the decoder already failed; the earlier error said why.
     #[error("{compression} decoder already failed")]
     AlreadyFailed {
@@ -229,6 +238,27 @@ impl<'a> PayloadReader<'a> {
             compression,
             fuse: Fuse::Ok,
         })
+    }
+
+    /// The decoder for the bzImage payload of `length` bytes at file offset `offset` of
+    /// `image`: it reads `length - 4` bytes from there, leaving out the 4-byte
+    /// uncompressed-size trailer that `payload_length` counts (strict decoders misread it: lz4
+    /// takes it for a block length). The decoders buffer their input themselves.
+    pub fn at<R: Read + io::Seek + 'a>(
+        mut image: R,
+        offset: u64,
+        length: u32,
+        compression: Compression,
+        limit: u64,
+    ) -> Result<Self, PayloadError> {
+        image
+            .seek(io::SeekFrom::Start(offset))
+            .map_err(|source| PayloadError::Seek { offset, source })?;
+        Self::new(
+            compression,
+            image.take(u64::from(length).saturating_sub(4)),
+            limit,
+        )
     }
 
     /// Decompressed bytes produced so far.

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use std::mem::size_of;
+
+use crate::abi::{linux, multiboot, xen};
 use crate::inspect::{Format, Report};
 use crate::layout::{self, Region};
 
@@ -551,7 +554,7 @@ struct Loaded {
 }
 
 /// The segments to load and the entry, for the chosen protocol.
-fn segments(report: &Report, protocol: Protocol, extracted: bool) -> Result<Loaded, PlanError> {
+fn segments(report: &Report, protocol: Protocol) -> Result<Loaded, PlanError> {
     let from_elf = |entry: u64| -> Result<Loaded, PlanError> {
         let segs: Vec<PlanSegment> = report
             .segments
@@ -585,7 +588,6 @@ fn segments(report: &Report, protocol: Protocol, extracted: bool) -> Result<Load
         Protocol::Pvh => {
             let entry = u64::from(report.pvh_entry.unwrap_or(0));
             // For a bzImage the segments are the inner vmlinux's, in the extracted file.
-            debug_assert!(report.format != Format::Bzimage || extracted);
             from_elf(entry)
         }
         Protocol::Linux64 | Protocol::Linux32 => match &report.bzimage {
@@ -747,7 +749,7 @@ pub fn build(
         segments: segs,
         entry,
         range: kernel_range,
-    } = segments(report, protocol, extraction.is_some())?;
+    } = segments(report, protocol)?;
     let mem = mem_mib << 20;
     let map = layout::memory_map(mem);
     let ram_end = mem.min(layout::MMIO_HOLE_START);
@@ -854,71 +856,68 @@ pub fn build(
         }
     }
 
-    let mut boot_structures = vec![Placement {
-        what: "command line",
-        addr: layout::CMDLINE_ADDR,
-        size: len + 1,
-    }];
-    match protocol {
-        Protocol::Pvh => {
-            boot_structures.push(Placement {
-                what: "hvm_start_info",
-                addr: layout::PVH_START_INFO_ADDR,
-                size: 56,
-            });
-            boot_structures.push(Placement {
-                what: "hvm_modlist_entry[]",
-                addr: layout::PVH_MODLIST_ADDR,
-                size: 32 * modules.len() as u64,
-            });
-            boot_structures.push(Placement {
-                what: "hvm_memmap_table_entry[]",
-                addr: layout::BOOT_INFO_ADDR,
-                size: 24 * map.len() as u64,
-            });
-            boot_structures.push(Placement {
-                what: "boot GDT",
-                addr: layout::GDT_ADDR,
-                size: 32,
-            });
-        }
+    let size = |n: usize| n as u64;
+    let (n_mods, n_map) = (modules.len(), map.len());
+    let gdt = ("boot GDT", layout::GDT_ADDR, 4 * 8);
+    let per_protocol: Vec<(&'static str, u64, u64)> = match protocol {
+        Protocol::Pvh => vec![
+            (
+                "hvm_start_info",
+                layout::PVH_START_INFO_ADDR,
+                size(size_of::<xen::HvmStartInfo>()),
+            ),
+            (
+                "hvm_modlist_entry[]",
+                layout::PVH_MODLIST_ADDR,
+                size(n_mods * size_of::<xen::HvmModlistEntry>()),
+            ),
+            (
+                "hvm_memmap_table_entry[]",
+                layout::BOOT_INFO_ADDR,
+                size(n_map * size_of::<xen::HvmMemmapTableEntry>()),
+            ),
+            gdt,
+        ],
         Protocol::Linux64 | Protocol::Linux32 => {
-            boot_structures.push(Placement {
-                what: "boot_params (zero page)",
-                addr: layout::BOOT_INFO_ADDR,
-                size: 4096,
-            });
-            boot_structures.push(Placement {
-                what: "boot GDT",
-                addr: layout::GDT_ADDR,
-                size: 32,
-            });
+            let mut v = vec![
+                (
+                    "boot_params (zero page)",
+                    layout::BOOT_INFO_ADDR,
+                    size(size_of::<linux::BootParams>()),
+                ),
+                gdt,
+            ];
             if protocol == Protocol::Linux64 {
-                boot_structures.push(Placement {
-                    what: "identity page tables (4 GiB, 2 MiB pages)",
-                    addr: layout::PML4_ADDR,
-                    size: layout::PAGE_TABLES_END - layout::PML4_ADDR,
-                });
+                v.push((
+                    "identity page tables (4 GiB, 2 MiB pages)",
+                    layout::PML4_ADDR,
+                    layout::PAGE_TABLES_END - layout::PML4_ADDR,
+                ));
             }
+            v
         }
-        Protocol::Multiboot => {
-            boot_structures.push(Placement {
-                what: "multiboot_info",
-                addr: layout::BOOT_INFO_ADDR,
-                size: 116,
-            });
-            boot_structures.push(Placement {
-                what: "multiboot memory map",
-                addr: layout::MULTIBOOT_MMAP_ADDR,
-                size: 24 * map.len() as u64,
-            });
-            boot_structures.push(Placement {
-                what: "multiboot modules",
-                addr: layout::MULTIBOOT_MODS_ADDR,
-                size: 16 * modules.len() as u64,
-            });
-        }
-    }
+        Protocol::Multiboot => vec![
+            (
+                "multiboot_info",
+                layout::BOOT_INFO_ADDR,
+                size(size_of::<multiboot::Info>()),
+            ),
+            (
+                "multiboot memory map",
+                layout::MULTIBOOT_MMAP_ADDR,
+                size(n_map * size_of::<multiboot::MmapEntry>()),
+            ),
+            (
+                "multiboot modules",
+                layout::MULTIBOOT_MODS_ADDR,
+                size(n_mods * size_of::<multiboot::Module>()),
+            ),
+        ],
+    };
+    let boot_structures = std::iter::once(("command line", layout::CMDLINE_ADDR, len + 1))
+        .chain(per_protocol)
+        .map(|(what, addr, size)| Placement { what, addr, size })
+        .collect();
 
     let name = opts.name.clone().unwrap_or_else(|| default_name(kernel));
 
