@@ -4,17 +4,12 @@
 // Test images are small: their sizes always fit the narrower integer types.
 #![allow(clippy::cast_possible_truncation)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyboot_fixtures::initramfs::gzip;
+use anyboot_fixtures::scratch;
 use anyboot_fixtures::{BzSpec, ElfSpec, LoadSpec, NoteSpec, build_elf, bzimage, uint};
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("anyboot-emit-errors-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
 
 fn fails(args: &[&str], kernel: &Path, expect: &str) {
     let out = Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))

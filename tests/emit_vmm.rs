@@ -15,11 +15,12 @@
 //!   acpi=off,pic=off`, `-cpu host,+invtsc`, `-append "root=ld0a console=com"`,
 //!   `-device virtio-blk-device`, `-global virtio-mmio.force-legacy=false`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyboot_fixtures::kernels::kernel_or_skip;
 use anyboot_fixtures::netbsd_like;
+use anyboot_fixtures::scratch;
 use serde_json::Value;
 
 fn anyboot(args: &[&str], kernel: &Path) -> (i32, String, String) {
@@ -34,12 +35,6 @@ fn anyboot(args: &[&str], kernel: &Path) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("anyboot-emit-vmm-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
 }
 
 /// Only the documented keys, with the documented types.
@@ -159,6 +154,7 @@ fn firecracker_and_cloud_hypervisor_for_debian() {
     }
     assert!(argv.contains(&"path=/srv/root.img,readonly=on".to_owned()));
     assert!(err.contains("v39"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -2,18 +2,13 @@
 //! in `tests/fixtures/c/xlcfg_dump.c`): every value must come back as asked, byte for byte,
 //! including hostile strings in the command line, the name and the paths.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyboot_fixtures::kernels::kernel_or_skip;
 use anyboot_fixtures::oracle::data_or_skip;
+use anyboot_fixtures::scratch;
 use anyboot_fixtures::xlcfg::{XlKind, xl_parse, xlcfg_checker};
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("anyboot-emit-xl-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
 
 fn emit(kernel: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use anyboot_fixtures::kernels::{kernel_or_skip, tool_or_skip};
 use anyboot_fixtures::oracle::{self, READNOTES};
+use anyboot_fixtures::scratch;
 use anyboot_fixtures::{BzSpec, ElfSpec, LoadSpec, NoteSpec, build_elf, bzimage, uint};
 use serde_json::Value;
 
@@ -21,12 +22,6 @@ fn tools_or_skip(names: &[&str]) -> Option<Vec<PathBuf>> {
 
 fn anyboot() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("anyboot-inspect-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
 }
 
 fn inspect_json(path: &Path) -> Value {

@@ -5,21 +5,16 @@
 // Test images are small: their sizes always fit the narrower integer types.
 #![allow(clippy::cast_possible_truncation)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyboot_fixtures::kernels::{kernel_or_skip, tool_or_skip};
+use anyboot_fixtures::scratch;
 use anyboot_fixtures::{ElfSpec, LoadSpec, NoteSpec, build_elf, multiboot_flat, netbsd_like, uint};
 use serde_json::Value;
 
 fn anyboot() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("anyboot-plan-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
 }
 
 fn plan(kernel: &Path, args: &[&str]) -> Value {

@@ -5,9 +5,9 @@
 //! `ANYBOOT_REQUIRE_ORACLES=1`.
 
 use std::fs;
-use std::path::PathBuf;
 
 use anyboot_fixtures::kernels::tool_or_skip;
+use anyboot_fixtures::scratch;
 use anyboot_fixtures::xlcfg::{XlDisk, XlGot, XlKind, XlParsed, xl_parse, xlcfg_checker};
 use backends::xl::{XlConfig, XlError, XlValue, disk_spec, quote};
 
@@ -15,12 +15,6 @@ use backends::xl::{XlConfig, XlError, XlValue, disk_spec, quote};
 /// required).
 fn oracle() -> bool {
     tool_or_skip("cc").is_some() && xlcfg_checker().is_some()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xl_oracle");
-    fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 fn parse_text(name: &str, text: &[u8], keys: &[(&str, XlKind)]) -> Result<XlParsed, String> {

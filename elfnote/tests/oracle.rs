@@ -11,14 +11,8 @@ use anyboot_fixtures::oracle::{self, READNOTES};
 use anyboot_fixtures::{ElfSpec, NoteSpec, PvhSpec, build_elf, pvh_elf, uint};
 use elfnote::{XenValue, read_elf};
 
-fn tmpdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("elfnote-oracle-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn write(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = tmpdir().join(name);
+    let p = anyboot_fixtures::scratch(name);
     std::fs::write(&p, bytes).unwrap();
     p
 }
