@@ -45,6 +45,12 @@ pub const CMDLINE_ADDR: u64 = 0x20000;
 pub const CMDLINE_MAX: u64 = 0x10000;
 /// End of the low RAM below the EBDA.
 pub const LOW_RAM_END: u64 = 0x9fc00;
+/// Intel MP table (floating pointer, then the configuration table): the start of the EBDA,
+/// reserved in the memory map, where the MP specification tells the OS to search first.
+pub const MPTABLE_ADDR: u64 = LOW_RAM_END;
+/// Bytes set aside for the MP table (the EBDA up to 0xa0000 is 1 KiB; the table for 255 CPUs
+/// is about 5.4 KiB, so the area runs on into the reserved range below 1 MiB).
+pub const MPTABLE_MAX: u64 = 0x2000;
 /// Start of high memory, where kernels load.
 pub const HIGH_RAM_START: u64 = 0x10_0000;
 /// Start of the 32-bit MMIO hole.
@@ -155,6 +161,7 @@ const _: () = {
     assert!(PD_ADDR + 4 * 4096 <= PAGE_TABLES_END);
     assert!(PAGE_TABLES_END <= CMDLINE_ADDR);
     assert!(CMDLINE_ADDR + CMDLINE_MAX <= LOW_RAM_END);
+    assert!(MPTABLE_ADDR + MPTABLE_MAX <= HIGH_RAM_START);
 };
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! cpio newc archives for `anyboot run --init` (placeholder: being written).
