@@ -9,10 +9,13 @@
 
 use serde::Serialize;
 
-/// Boot GDT (4 entries: null, code, data, TSS).
+/// Boot GDT: 6 entries (null, two code or null, data, and the 16-byte TSS descriptor).
 pub const GDT_ADDR: u64 = 0x500;
-/// Boot IDT (one empty entry).
-pub const IDT_ADDR: u64 = 0x520;
+/// Size of the boot GDT.
+pub const GDT_SIZE: u64 = 6 * 8;
+/// Boot IDT (one empty entry: any exception before the kernel loads its own IDT is a triple
+/// fault, which the VMM reports as a reset).
+pub const IDT_ADDR: u64 = 0x530;
 /// A 104-byte 32-bit TSS the boot GDT's TSS descriptor points at.
 pub const TSS_ADDR: u64 = 0x580;
 /// PVH `hvm_start_info`.
@@ -151,7 +154,7 @@ pub fn ram_ranges(mem: u64) -> Vec<(u64, u64)> {
 
 // The low-memory areas must not overlap, and everything must sit below the EBDA.
 const _: () = {
-    assert!(GDT_ADDR + 4 * 8 <= IDT_ADDR);
+    assert!(GDT_ADDR + GDT_SIZE <= IDT_ADDR);
     assert!(IDT_ADDR + 8 <= TSS_ADDR);
     assert!(TSS_ADDR + 0x68 <= PVH_START_INFO_ADDR);
     assert!(PVH_START_INFO_ADDR + 56 <= PVH_MODLIST_ADDR);

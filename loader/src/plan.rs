@@ -858,7 +858,7 @@ pub fn build(
 
     let size = |n: usize| n as u64;
     let (n_mods, n_map) = (modules.len(), map.len());
-    let gdt = ("boot GDT", layout::GDT_ADDR, 4 * 8);
+    let gdt = ("boot GDT", layout::GDT_ADDR, layout::GDT_SIZE);
     let per_protocol: Vec<(&'static str, u64, u64)> = match protocol {
         Protocol::Pvh => vec![
             (
@@ -912,10 +912,20 @@ pub fn build(
                 layout::MULTIBOOT_MODS_ADDR,
                 size(n_mods * size_of::<multiboot::Module>()),
             ),
+            gdt,
         ],
     };
+    // Every protocol gets the MP table (the CPUs and the IOAPIC) and the boot GDT.
+    let mptable_len = crate::mptable::mptable(cpus, layout::MPTABLE_ADDR)
+        .map_err(|e| PlanError::BadOption(format!("--cpus {cpus}: {e}")))?
+        .len();
     let boot_structures = std::iter::once(("command line", layout::CMDLINE_ADDR, len + 1))
         .chain(per_protocol)
+        .chain(std::iter::once((
+            "MP table",
+            layout::MPTABLE_ADDR,
+            size(mptable_len),
+        )))
         .map(|(what, addr, size)| Placement { what, addr, size })
         .collect();
 
