@@ -1,9 +1,12 @@
 //! `anyboot`: inspect a kernel image and boot it anywhere.
 //!
 //! Exit statuses (stable): 0 success; 2 bad image or bad options (one line on stderr naming
-//! the file and the rule broken); 1 any other failure (e.g. stdout closed).
+//! the file and the rule broken); 1 any other failure (e.g. stdout closed). `anyboot run` adds
+//! the guest's own statuses (see `run.rs`): (v << 1) | 1 debug exit, 3 reset, 4 VM failed,
+//! 124 timeout.
 
 mod render;
+mod run;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -74,6 +77,18 @@ enum Command {
         /// Accelerator for QEMU.
         #[arg(long, value_enum, default_value = "auto")]
         accel: AccelArg,
+    },
+    /// Boot a kernel: under KVM directly, or under QEMU where /dev/kvm cannot be used.
+    #[command(
+        after_help = "Examples:\n  anyboot run vmlinux --initrd initrd.img --cmdline 'console=ttyS0 rdinit=/bin/sh'\n  anyboot run vmlinux --init ./hello-static --timeout 10   # one program as /init\n  anyboot run probe.elf --time --cmdline smp --cpus 2\n  anyboot run bzImage --backend qemu --disk root.img\n\nThe guest's COM1 is the terminal (raw mode on a tty; Ctrl-A x quits, Ctrl-A Ctrl-A sends\nCtrl-A). --time and --json print on stderr; stdout is the guest's console.\n\nExit status:\n  0            the guest powered off or halted for good (or Ctrl-A x)\n  (v<<1)|1     the guest wrote v to I/O port 0xf4 (QEMU's isa-debug-exit convention)\n  2            bad image or options\n  3            the guest reset (i8042 reset, triple fault)\n  4            the VM failed (KVM internal error, emulation failure, unhandled exit)\n  124          --timeout expired"
+    )]
+    Run {
+        /// The kernel image.
+        kernel: PathBuf,
+        #[command(flatten)]
+        opts: PlanArgs,
+        #[command(flatten)]
+        run: run::RunArgs,
     },
     /// Which backends can boot a kernel, and why (kvm, qemu, xl, firecracker, cloud-hypervisor).
     #[command(
@@ -251,14 +266,36 @@ fn make_plan(
 }
 
 fn main() -> ExitCode {
+    let launch = std::time::Instant::now();
     let cli = Cli::parse();
-    match run(cli) {
+    if let Command::Run {
+        kernel,
+        mut opts,
+        run,
+    } = cli.command
+    {
+        return match run::run(launch, &kernel, &mut opts, &run) {
+            Ok(status) => ExitCode::from(status),
+            Err(f) => fail(f),
+        };
+    }
+    match main_command(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::BadInput(msg)) => {
+        Err(f) => fail(f),
+    }
+}
+
+fn fail(f: Failure) -> ExitCode {
+    match f {
+        Failure::Setup(msg) => {
+            eprintln!("anyboot: {msg}");
+            ExitCode::from(run::EXIT_VM_FAILED)
+        }
+        Failure::BadInput(msg) => {
             eprintln!("anyboot: {msg}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
-        Err(Failure::Other(e)) => {
+        Failure::Other(e) => {
             // Quietly end on a closed pipe (`anyboot inspect ... | head`).
             if e.chain().any(|c| {
                 c.downcast_ref::<std::io::Error>()
@@ -275,6 +312,8 @@ fn main() -> ExitCode {
 enum Failure {
     /// A bad image or option: exit 2 with this one-line message.
     BadInput(String),
+    /// The VM could not be set up (no usable /dev/kvm, an ioctl failed): exit 4.
+    Setup(String),
     Other(anyhow::Error),
 }
 
@@ -299,8 +338,13 @@ fn one_line(file: &std::path::Path, err: &(dyn std::error::Error + 'static)) -> 
     msg.replace('\n', " ")
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
+fn main_command(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Run { .. } => {
+            return Err(Failure::Other(anyhow::anyhow!(
+                "internal: run is dispatched in main"
+            )));
+        }
         Command::Inspect { kernel, json } => {
             let report = loader::inspect::inspect_path(&kernel)
                 .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
@@ -495,14 +539,26 @@ fn check_rows(kernel: &std::path::Path, report: &loader::inspect::Report) -> Vec
     };
     let mut rows = Vec::new();
     rows.push(match &plan {
-        Ok(p) => row(
+        Ok(p) if p.protocol == Protocol::Linux32 => row(
             "kvm",
             "cannot",
-            format!(
-                "anyboot run is not implemented yet (its plan would boot by {})",
-                p.protocol.name()
-            ),
+            "anyboot run boots Linux by its 64-bit entry or by PVH, not the 32-bit entry".into(),
         ),
+        Ok(p) => match backends::kvm::probe() {
+            Ok(()) => row(
+                "kvm",
+                "boots",
+                format!("anyboot run: {} ({})", p.protocol.name(), p.reason),
+            ),
+            Err(e) => row(
+                "kvm",
+                "cannot",
+                format!(
+                    "{e} (anyboot run would boot it by {}; --backend qemu runs it under QEMU)",
+                    p.protocol.name()
+                ),
+            ),
+        },
         Err(e) => row("kvm", "cannot", e.to_string()),
     });
     rows.push(match &plan {
