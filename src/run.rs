@@ -46,6 +46,9 @@ pub struct RunArgs {
     /// The VMM.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendArg,
+    /// The accelerator of the QEMU backend (auto: KVM when /dev/kvm can create a VM).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: crate::AccelArg,
     /// Hide CPUID features from the guest (KVM backend), e.g. `cx16,xsave`: for hosts whose
     /// KVM cannot emulate them. Names: cx16 pcid x2apic tsc_deadline_timer xsave avx rdrand
     /// avx2 smep rdseed smap fsgsbase.
@@ -154,7 +157,7 @@ pub fn run(
         }
     }
     let (status, rep) = match backend {
-        BackendArg::Qemu => run_qemu(launch, kernel, &plan, timeout)?,
+        BackendArg::Qemu => run_qemu(launch, kernel, &plan, timeout, args.accel)?,
         _ => run_kvm(launch, kernel, &plan, timeout, cpu_disable)?,
     };
     if args.time {
@@ -243,11 +246,13 @@ fn run_qemu(
     kernel: &Path,
     plan: &loader::plan::BootPlan,
     timeout: Option<Duration>,
+    accel: crate::AccelArg,
 ) -> Result<(u8, Report<'static>), Failure> {
-    let accel = if backends::kvm::probe().is_ok() {
-        backends::qemu::Accel::Kvm
-    } else {
-        backends::qemu::Accel::Tcg
+    let accel = match accel {
+        crate::AccelArg::Kvm => backends::qemu::Accel::Kvm,
+        crate::AccelArg::Tcg => backends::qemu::Accel::Tcg,
+        crate::AccelArg::Auto if backends::kvm::probe().is_ok() => backends::qemu::Accel::Kvm,
+        crate::AccelArg::Auto => backends::qemu::Accel::Tcg,
     };
     let mut argv = backends::qemu::argv(
         plan,

@@ -461,6 +461,9 @@ fn zero_page(
             bp.hdr.version = 0x020f;
             bp.hdr.loadflags = linux::LOADED_HIGH;
             bp.hdr.kernel_alignment = 0x20_0000;
+            // What a bzImage of this protocol would declare; the plan placed the initrd below
+            // the end of RAM under the MMIO hole, which is lower.
+            bp.hdr.initrd_addr_max = 0x7fff_ffff;
         }
     }
     bp.hdr.type_of_loader = linux::LOADER_TYPE_UNDEFINED;
