@@ -325,7 +325,13 @@ impl From<anyhow::Error> for Failure {
 
 /// "FILE: what is wrong: why", on one line.
 fn one_line(file: &std::path::Path, err: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = format!("{}: {err}", file.display());
+    format!("{}: {}", file.display(), error_chain(err))
+}
+
+/// An error and its sources, "what: why: why", on one line (a source already at the end of
+/// the message is not repeated).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = err.to_string();
     let mut src = err.source();
     while let Some(s) = src {
         let text = s.to_string();

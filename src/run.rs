@@ -201,7 +201,7 @@ fn run_kvm(
         kvm::KvmError::Boot(_) | kvm::KvmError::File { .. } => {
             Failure::BadInput(one_line(kernel, &e))
         }
-        other => Failure::Setup(format!("KVM set-up failed: {}", one_line_err(&other))),
+        other => Failure::Setup(format!("KVM set-up failed: {}", crate::error_chain(&other))),
     })?;
     let status = out.exit.status();
     Ok((
@@ -225,20 +225,6 @@ fn run_kvm(
             unclaimed_accesses: Some(out.unclaimed_accesses),
         },
     ))
-}
-
-fn one_line_err(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.ends_with(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
-    msg.replace('\n', " ")
 }
 
 fn run_qemu(

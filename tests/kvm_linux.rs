@@ -9,27 +9,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyboot_fixtures::initramfs::{InitOptions, busybox_initramfs};
-use anyboot_fixtures::kernels::{kernel_or_skip, skipped, tool_or_skip};
+use anyboot_fixtures::kernels::{kernel_or_skip, kvm_or_skip, tool_or_skip};
 use anyboot_fixtures::scratch;
 
 const MARKER: &str = "ANYBOOT-KVM-LINUX";
 const TOKEN: &str = "anyboot.kvm=linux-test";
-
-fn kvm_or_skip() -> bool {
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        Ok(_) => true,
-        Err(e) => {
-            skipped(&format!(
-                "/dev/kvm cannot be opened ({e}): KVM Linux test not run"
-            ));
-            false
-        }
-    }
-}
 
 fn anyboot(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))

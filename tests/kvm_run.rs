@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyboot_fixtures::guests::{
     EXIT_PASS, GUESTS, ProbeReport, fnv1a32, guest_or_skip, protocol, test_initrd,
 };
-use anyboot_fixtures::kernels::{skipped, tool_or_skip};
+use anyboot_fixtures::kernels::{kvm_or_skip, tool_or_skip};
 use anyboot_fixtures::qemu::run_qemu;
 use anyboot_fixtures::scratch;
 
@@ -23,23 +23,6 @@ const CMDLINE: &str = r#"console=ttyS0 anyboot.probe="a b" x$HOME;'q'`id`%s*&|<>
 /// Not a multiple of 4, so the guest's checksum loop runs its byte tail. Small: this host's
 /// KVM emulates guest instructions at about 1 µs each.
 const INITRD_LEN: usize = 20_003;
-
-/// Whether /dev/kvm can be used; prints a loud SKIPPED line when not.
-fn kvm_or_skip() -> bool {
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        Ok(_) => true,
-        Err(e) => {
-            skipped(&format!(
-                "/dev/kvm cannot be opened ({e}): KVM tests not run"
-            ));
-            false
-        }
-    }
-}
 
 fn anyboot_run(kernel: &Path, args: &[&str]) -> Output {
     Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))
