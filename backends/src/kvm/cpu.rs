@@ -149,7 +149,7 @@ pub fn disable(cpuid: &mut CpuId, features: &[Feature]) {
     }
 }
 
-/// Normalise `base` for vCPU `id` of `count`: the initial APIC id in leaf 1 EBX[31:24] and
+/// Normalise `base` for vCPU `id` of `count`: the initial APIC id in leaf 1 EBX bits 31:24 and
 /// the x2APIC id in leaves 0xb and 0x1f EDX must match the vCPU's APIC id (Linux checks them
 /// against the MP table), leaf 1 reports `count` logical processors, and the hypervisor bit
 /// is set.

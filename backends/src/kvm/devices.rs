@@ -178,68 +178,79 @@ impl Devices {
         self.uart.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A port write.
-    pub fn io_out(&self, port: u16, data: &[u8]) -> IoAction {
+    /// A port write of `data`: `data.len() / size` accesses of `size` bytes (a string
+    /// instruction is several), each as wide as the instruction. The 8-bit devices see a wide
+    /// access as byte accesses to consecutive ports, as on a PC's ISA bus.
+    pub fn io_out(&self, port: u16, size: usize, data: &[u8]) -> IoAction {
+        let size = size.clamp(1, 4);
+        if (DEBUG_EXIT_PORT..DEBUG_EXIT_PORT + DEBUG_EXIT_SIZE).contains(&port) {
+            let mut v = [0u8; 4];
+            let n = data.len().min(size);
+            v[..n].copy_from_slice(&data[..n]);
+            return IoAction::DebugExit(u32::from_le_bytes(v));
+        }
+        for chunk in data.chunks(size) {
+            for (j, &v) in chunk.iter().enumerate() {
+                let p = port.wrapping_add(u16::try_from(j).unwrap_or(0));
+                if let IoAction::Reset = self.out_byte(p, v) {
+                    return IoAction::Reset;
+                }
+            }
+        }
+        IoAction::Continue
+    }
+
+    fn out_byte(&self, port: u16, v: u8) -> IoAction {
         match port {
             COM1..=0x3ff => {
-                let off = reg(port, COM1);
-                if let Some(&v) = data.first() {
-                    // The only error is the interrupt eventfd's write, which cannot fail for
-                    // a counter far from overflow; the byte is delivered either way.
-                    let _ = self.uart().write(off, v);
-                }
+                // The only error is the interrupt eventfd's write, which cannot fail for a
+                // counter far from overflow; the byte is delivered either way.
+                let _ = self.uart().write(reg(port, COM1), v);
                 IoAction::Continue
             }
             0x60 | 0x64 => {
-                if let Some(&v) = data.first() {
-                    let _ = self
-                        .i8042
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .write(reg(port, I8042_BASE), v);
-                }
+                let _ = self
+                    .i8042
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .write(reg(port, I8042_BASE), v);
                 if self.reset.0.swap(false, Ordering::SeqCst) {
                     IoAction::Reset
                 } else {
                     IoAction::Continue
                 }
             }
-            DEBUG_EXIT_PORT..0xf8 => {
-                let mut v = [0u8; 4];
-                let n = data.len().min(4);
-                v[..n].copy_from_slice(&data[..n]);
-                IoAction::DebugExit(u32::from_le_bytes(v))
-            }
             _ => {
                 self.unclaimed.fetch_add(1, Ordering::Relaxed);
-                log_unclaimed("port write", u64::from(port), data.len());
+                log_unclaimed("port write", u64::from(port), 1);
                 IoAction::Continue
             }
         }
     }
 
-    /// A port read.
-    pub fn io_in(&self, port: u16, data: &mut [u8]) {
+    /// A port read into `data`: `data.len() / size` accesses of `size` bytes, each register
+    /// read once per access (a `rep insb` of the UART's status register reads it every time).
+    pub fn io_in(&self, port: u16, size: usize, data: &mut [u8]) {
+        let size = size.clamp(1, 4);
+        for chunk in data.chunks_mut(size) {
+            for (j, b) in chunk.iter_mut().enumerate() {
+                *b = self.in_byte(port.wrapping_add(u16::try_from(j).unwrap_or(0)));
+            }
+        }
+    }
+
+    fn in_byte(&self, port: u16) -> u8 {
         match port {
-            COM1..=0x3ff => {
-                let v = self.uart().read(reg(port, COM1));
-                data.fill(0);
-                if let Some(b) = data.first_mut() {
-                    *b = v;
-                }
-            }
-            0x60 | 0x64 => {
-                let v = self
-                    .i8042
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .read(reg(port, I8042_BASE));
-                data.fill(v);
-            }
+            COM1..=0x3ff => self.uart().read(reg(port, COM1)),
+            0x60 | 0x64 => self
+                .i8042
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .read(reg(port, I8042_BASE)),
             _ => {
                 self.unclaimed.fetch_add(1, Ordering::Relaxed);
-                log_unclaimed("port read", u64::from(port), data.len());
-                data.fill(0xff);
+                log_unclaimed("port read", u64::from(port), 1);
+                0xff
             }
         }
     }
@@ -294,31 +305,45 @@ mod tests {
     fn uart_transmits_and_unclaimed_reads_are_ones() {
         let (d, buf) = devices();
         for b in b"hi" {
-            assert_eq!(d.io_out(COM1, &[*b]), IoAction::Continue);
+            assert_eq!(d.io_out(COM1, 1, &[*b]), IoAction::Continue);
         }
         assert_eq!(&*buf.lock().unwrap(), b"hi");
         let mut data = [0u8; 4];
-        d.io_in(0x510, &mut data);
+        d.io_in(0x510, 4, &mut data);
         assert_eq!(data, [0xff; 4]);
         d.mmio_read(0xd000_0000, &mut data);
         assert_eq!(data, [0xff; 4]);
-        assert_eq!(d.unclaimed.load(Ordering::Relaxed), 2);
+        // Four unclaimed byte reads (one 32-bit port access) and one MMIO read.
+        assert_eq!(d.unclaimed.load(Ordering::Relaxed), 5);
         // LSR: transmitter empty (bits 5 and 6) after a write.
         let mut lsr = [0u8];
-        d.io_in(COM1 + 5, &mut lsr);
+        d.io_in(COM1 + 5, 1, &mut lsr);
         assert_eq!(lsr[0] & 0x60, 0x60);
+    }
+
+    #[test]
+    fn string_reads_read_the_register_each_time() {
+        let (d, _) = devices();
+        // rep insb of LSR: every element is a fresh read of the same register.
+        let mut lsr = [0u8; 16];
+        d.io_in(COM1 + 5, 1, &mut lsr);
+        assert!(lsr.iter().all(|&b| b & 0x60 == 0x60), "{lsr:x?}");
+        // A 16-bit read of 0x3fd covers LSR and MSR, as on an ISA bus.
+        let mut w = [0u8; 2];
+        d.io_in(COM1 + 5, 2, &mut w);
+        assert_eq!(w[0] & 0x60, 0x60);
     }
 
     #[test]
     fn debug_exit_and_reset() {
         let (d, _) = devices();
-        assert_eq!(d.io_out(0xf4, &[0x10]), IoAction::DebugExit(0x10));
+        assert_eq!(d.io_out(0xf4, 1, &[0x10]), IoAction::DebugExit(0x10));
         assert_eq!(
-            d.io_out(0xf4, &0x1234u32.to_le_bytes()),
+            d.io_out(0xf4, 4, &0x1234u32.to_le_bytes()),
             IoAction::DebugExit(0x1234)
         );
-        assert_eq!(d.io_out(0x64, &[0xfd]), IoAction::Continue);
-        assert_eq!(d.io_out(0x64, &[0xfe]), IoAction::Reset);
-        assert_eq!(d.io_out(0x64, &[0xfd]), IoAction::Continue);
+        assert_eq!(d.io_out(0x64, 1, &[0xfd]), IoAction::Continue);
+        assert_eq!(d.io_out(0x64, 1, &[0xfe]), IoAction::Reset);
+        assert_eq!(d.io_out(0x64, 1, &[0xfd]), IoAction::Continue);
     }
 }

@@ -440,12 +440,22 @@ fn vcpu_loop(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
     }
+    let run: *const kvm_bindings::kvm_run = vcpu.get_kvm_run();
+    // The access width of the current port I/O exit (kvm-ioctls passes only the bytes).
+    let io_size = || {
+        // SAFETY: `run` points at this vCPU's kvm_run mapping, alive as long as `vcpu`; it is
+        // read right after a KVM_EXIT_IO, when the kernel has filled in the `io` member. The
+        // data slice kvm-ioctls hands out lies at `io.data_offset`, a page past the struct, so
+        // this read does not overlap it.
+        let size = unsafe { std::ptr::addr_of!((*run).__bindgen_anon_1.io.size).read_volatile() };
+        usize::from(size)
+    };
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
         match vcpu.run() {
-            Ok(VcpuExit::IoOut(port, data)) => match devices.io_out(port, data) {
+            Ok(VcpuExit::IoOut(port, data)) => match devices.io_out(port, io_size(), data) {
                 IoAction::Continue => {}
                 IoAction::DebugExit(v) => return end(Exit::DebugExit(v)),
                 IoAction::Reset => {
@@ -454,7 +464,7 @@ fn vcpu_loop(
                     ));
                 }
             },
-            Ok(VcpuExit::IoIn(port, data)) => devices.io_in(port, data),
+            Ok(VcpuExit::IoIn(port, data)) => devices.io_in(port, io_size(), data),
             Ok(VcpuExit::MmioRead(addr, data)) => devices.mmio_read(addr, data),
             Ok(VcpuExit::MmioWrite(addr, data)) => devices.mmio_write(addr, data),
             // Without an in-kernel LAPIC HLT would come here; with one it only does for an
