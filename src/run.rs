@@ -189,6 +189,8 @@ fn run_kvm(
     cpu_disable: Vec<backends::kvm::cpu::Feature>,
 ) -> Result<(u8, Report<'static>), Failure> {
     use backends::kvm;
+    // Unclaimed port and MMIO accesses are logged (at most 1000 lines) with ANYBOOT_LOG=debug.
+    kvm::devices::set_debug(std::env::var("ANYBOOT_LOG").is_ok_and(|v| v == "debug"));
     let opts = kvm::RunOptions {
         launch,
         timeout,
