@@ -198,13 +198,15 @@ fn run_kvm(
         console: kvm::ConsoleMode::Stdin,
         cpu_disable,
     };
-    let out = kvm::run(plan, &opts).map_err(|e| match e {
+    let (out, teardown) = kvm::run_keep(plan, &opts).map_err(|e| match e {
         // The image or the options cannot be booted as planned: bad input.
         kvm::KvmError::Boot(_) | kvm::KvmError::File { .. } => {
             Failure::BadInput(one_line(kernel, &e))
         }
         other => Failure::Setup(format!("KVM set-up failed: {}", crate::error_chain(&other))),
     })?;
+    // The guest's end is known: report it without waiting for KVM to tear the VM down.
+    teardown.after_exit();
     let status = out.exit.status();
     Ok((
         status,

@@ -275,3 +275,39 @@ fn refusals_are_one_line_with_status_2() {
         assert!(err.contains("linux32"), "{err}");
     }
 }
+
+/// `anyboot run` reports the guest's end without waiting for KVM to tear the VM down: a child
+/// holds the VM until the process has exited, then ends. It must not outlive that by much, and
+/// must not hold the run's stdout (the test's read of it ends).
+#[test]
+fn teardown_child_ends_after_the_process() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let Some(pvh) = guest_or_skip("pvh32") else {
+        return;
+    };
+    // A path of its own, to find the child by its command line.
+    let guest = scratch("teardown-pvh32");
+    std::fs::copy(&pvh, &guest).unwrap();
+    for _ in 0..3 {
+        let out = anyboot_run(&guest, &["--mem", "64", "--backend", "kvm"]);
+        assert_eq!(out.status.code(), Some(EXIT_PASS));
+    }
+    let needle = guest.to_string_lossy().into_owned();
+    let lingering = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|c| String::from_utf8_lossy(c).contains(&needle))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lingering() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a teardown child still runs 10 s after its VM's process ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

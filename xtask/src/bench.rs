@@ -1,14 +1,19 @@
-//! `cargo xtask bench [--runs N]`: time and weigh `anyboot inspect --json` against the shell
-//! pipeline a user runs today to read a bzImage's notes (extract the payload, then `readelf -n`).
+//! `cargo xtask bench [--runs N] [--only inspect|run] ...`: measurements, never assertions.
 //!
-//! For each Debian kernel, after one untimed warm-up of each command (which also checks that it
-//! succeeds), runs A, B, A, B, ... `N` times each. Every run is reaped with `wait4`, whose
-//! `ru_maxrss` is the peak resident set of the child or of the largest of its waited-for
+//! - `inspect`: time and weigh `anyboot inspect --json` against the shell pipeline a user runs
+//!   today to read a bzImage's notes (extract the payload, then `readelf -n`).
+//! - `run`: `anyboot run` against QEMU on the PVH probe guest, and the launch rate: see
+//!   [`crate::bench_run`].
+//!
+//! inspect: for each Debian kernel, after one untimed warm-up of each command (which also checks
+//! that it succeeds), runs A, B, A, B, ... `N` times each. Every run is reaped with `wait4`,
+//! whose `ru_maxrss` is the peak resident set of the child or of the largest of its waited-for
 //! descendants — for the pipeline, the largest of `sh`, `tail`, `head`, the decompressor and
 //! `readelf`. Results: an aligned table on stdout and `<target>/bench/inspect.json`.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -16,6 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::bench_run;
 use crate::kernels::{self, Kernel};
 use crate::util::{cargo, display, run, run_captured, target_dir};
 
@@ -29,7 +35,35 @@ tail -c +$(( (ss + 1) * 512 + po + 1 )) "$K" | head -c $((pl - 4)) | $D -dc > "$
 readelf -n "$T" > /dev/null
 "#;
 
+/// Runs of each inspect command unless `--runs` says otherwise.
 const DEFAULT_RUNS: usize = 7;
+/// Sequential runs of each VMM in the run benchmark unless `--runs` says otherwise.
+const DEFAULT_RUN_RUNS: usize = 30;
+/// anyboot launches in the launch-rate benchmark.
+const DEFAULT_LAUNCHES: usize = 500;
+/// QEMU launches in the launch-rate benchmark.
+const DEFAULT_QEMU_LAUNCHES: usize = 100;
+
+const BENCH_USAGE: &str = "bench [--only inspect|run] [--runs N] [--launches N] \
+                           [--qemu-launches N] [--jobs P] [--guest probe|minimal]";
+
+/// Which benchmarks to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Only {
+    Inspect,
+    Run,
+}
+
+/// `cargo xtask bench`'s options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Options {
+    only: Option<Only>,
+    runs: Option<usize>,
+    launches: usize,
+    qemu_launches: usize,
+    jobs: Option<usize>,
+    guest: bench_run::GuestKind,
+}
 
 /// One timed run.
 #[derive(Debug, Clone, Copy)]
@@ -82,9 +116,9 @@ struct KernelResult {
     b: Series,
 }
 
-/// `cargo xtask bench [--runs N]`.
+/// `cargo xtask bench [--only inspect|run] [--runs N] ...`.
 pub fn cmd(args: &[String]) -> Result<()> {
-    let runs = parse_runs(args)?;
+    let opts = parse_options(args)?;
 
     eprintln!("building anyboot (release)...");
     run(cargo().args(["build", "--release", "-q", "--bin", "anyboot"]))?;
@@ -93,6 +127,25 @@ pub fn cmd(args: &[String]) -> Result<()> {
     let work = target.join("bench");
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
 
+    if opts.only != Some(Only::Run) {
+        bench_inspect(&anyboot, &work, opts.runs.unwrap_or(DEFAULT_RUNS))?;
+    }
+    if opts.only != Some(Only::Inspect) {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let settings = bench_run::Settings {
+            runs: opts.runs.unwrap_or(DEFAULT_RUN_RUNS),
+            launches: opts.launches,
+            qemu_launches: opts.qemu_launches,
+            jobs: opts.jobs.unwrap_or(2 * cores),
+            guest: opts.guest,
+        };
+        bench_run::bench(&anyboot, &work, settings)?;
+    }
+    Ok(())
+}
+
+/// `anyboot inspect --json` against the extract + `readelf -n` pipeline on Debian's kernels.
+fn bench_inspect(anyboot: &Path, work: &Path, runs: usize) -> Result<()> {
     let mut results = Vec::new();
     for kernel in kernels::ensure(&kernels::FLAVOURS)? {
         let payload = payload_compressor(&kernel.vmlinuz)?;
@@ -101,22 +154,20 @@ pub fn cmd(args: &[String]) -> Result<()> {
             "benchmarking {} ({payload} payload), {runs} runs each...",
             kernel.flavour
         );
-        let result = bench_kernel(&anyboot, kernel, payload, &tmp, runs);
+        let result = bench_kernel(anyboot, kernel, payload, &tmp, runs);
         let _ = fs::remove_file(&tmp);
         results.push(result?);
     }
 
-    let harness_kib = own_hwm_kib()?;
+    let floor_kib = rss_floor_kib()?;
     print_table(&results);
-    #[allow(clippy::cast_precision_loss)] // KiB counts are far below 2^52
-    let harness_mib = harness_kib as f64 / 1024.0;
     println!(
-        "(harness peak RSS {harness_mib:.1} MiB is a floor under every peak RSS above: \
-         Linux counts the parent's image at exec)"
+        "(peak RSS floor: `true` started the same way reports {:.1} MiB)",
+        kib_to_mib(floor_kib)
     );
     let report = json!({
         "runs": runs,
-        "harness_maxrss_kib": harness_kib,
+        "maxrss_floor_kib": floor_kib,
         "anyboot": anyboot.to_string_lossy(),
         "pipeline": PIPELINE,
         "kernels": results.iter().map(|r| json!({
@@ -141,23 +192,75 @@ pub fn cmd(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn parse_runs(args: &[String]) -> Result<usize> {
-    let mut runs = DEFAULT_RUNS;
+fn parse_options(args: &[String]) -> Result<Options> {
+    let mut opts = Options {
+        only: None,
+        runs: None,
+        launches: DEFAULT_LAUNCHES,
+        qemu_launches: DEFAULT_QEMU_LAUNCHES,
+        jobs: None,
+        guest: bench_run::GuestKind::Probe,
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let value = match arg.as_str() {
-            "--runs" => it.next().context("`--runs` needs a number")?.as_str(),
-            other => other
-                .strip_prefix("--runs=")
-                .with_context(|| format!("unknown argument `{other}` (usage: bench [--runs N])"))?,
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (arg.as_str(), None),
         };
-        runs = value
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .with_context(|| format!("`--runs` wants a positive number, got `{value}`"))?;
+        if ![
+            "--only",
+            "--runs",
+            "--launches",
+            "--qemu-launches",
+            "--jobs",
+            "--guest",
+        ]
+        .contains(&name)
+        {
+            bail!("unknown argument `{arg}` (usage: {BENCH_USAGE})");
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .with_context(|| format!("`{name}` needs a value (usage: {BENCH_USAGE})"))?,
+        };
+        let count = |zero_ok: bool| {
+            value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| zero_ok || *n > 0)
+                .with_context(|| {
+                    let what = if zero_ok {
+                        "a number"
+                    } else {
+                        "a positive number"
+                    };
+                    format!("`{name}` wants {what}, got `{value}`")
+                })
+        };
+        match name {
+            "--only" => {
+                opts.only = Some(match value {
+                    "inspect" => Only::Inspect,
+                    "run" => Only::Run,
+                    other => bail!("`--only` wants `inspect` or `run`, got `{other}`"),
+                });
+            }
+            "--guest" => {
+                opts.guest = match value {
+                    "probe" => bench_run::GuestKind::Probe,
+                    "minimal" => bench_run::GuestKind::Minimal,
+                    other => bail!("`--guest` wants `probe` or `minimal`, got `{other}`"),
+                };
+            }
+            "--runs" => opts.runs = Some(count(false)?),
+            "--launches" => opts.launches = count(false)?,
+            "--qemu-launches" => opts.qemu_launches = count(true)?,
+            _ => opts.jobs = Some(count(false)?),
+        }
     }
-    Ok(runs)
+    Ok(opts)
 }
 
 fn bench_kernel(
@@ -218,40 +321,121 @@ fn measure(cmd: &mut Command) -> Result<Sample> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    let reaped = reap(cmd)?;
+    if !libc::WIFEXITED(reaped.status) || libc::WEXITSTATUS(reaped.status) != 0 {
+        bail!(
+            "`{}` failed (wait status {:#x})",
+            display(cmd),
+            reaped.status
+        );
+    }
+    Ok(Sample {
+        wall_s: reaped.wall_s,
+        maxrss_kib: reaped.maxrss_kib,
+    })
+}
+
+/// One child, reaped by `wait4`.
+#[derive(Debug, Clone, Copy)]
+pub struct Reaped {
+    /// The wait status.
+    pub status: libc::c_int,
+    /// Seconds from just before `spawn` to `wait4`'s return.
+    pub wall_s: f64,
+    /// `ru_maxrss`: peak RSS of the child or of its largest waited-for descendant, KiB.
+    pub maxrss_kib: u64,
+    /// `ru_utime + ru_stime`, seconds.
+    pub cpu_s: f64,
+}
+
+/// Makes `cmd` start by `fork` + `exec` rather than std's default `posix_spawn` (a `vfork`):
+/// at `exec` Linux records the peak RSS of the memory the child leaves into its `ru_maxrss`.
+/// After a `vfork` that memory is the harness's own, so the harness's peak RSS (3–4 MiB) would
+/// be a floor under every figure; after a `fork` it is the child's fresh copy, which has no
+/// peak of its own yet, and the floor is what `true` itself needs (about 1 MiB, see
+/// [`rss_floor_kib`]).
+pub fn use_fork(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before `exec`; it does nothing, so it
+    // allocates nothing, takes no lock and touches no state shared with the parent.
+    unsafe {
+        cmd.pre_exec(|| Ok(()));
+    }
+}
+
+/// The smallest `ru_maxrss` a child can report here: `true`, started as [`reap`] starts every
+/// measured command.
+pub fn rss_floor_kib() -> Result<u64> {
+    let mut cmd = Command::new("true");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Ok(reap(&mut cmd)?.maxrss_kib)
+}
+
+/// Spawns `cmd` (stdio as the caller set it) by [`use_fork`] and reaps it with `wait4`,
+/// whatever its status.
+pub fn reap(cmd: &mut Command) -> Result<Reaped> {
+    use_fork(cmd);
     let start = Instant::now();
     let child = cmd
         .spawn()
         .with_context(|| format!("starting `{}`", display(cmd)))?;
     let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
+    let (_, status, usage) =
+        wait4(pid).with_context(|| format!("waiting for `{}`", display(cmd)))?;
+    let wall_s = start.elapsed().as_secs_f64();
+    // The child is reaped; dropping the handle neither waits nor kills.
+    drop(child);
+    Ok(Reaped {
+        status,
+        wall_s,
+        maxrss_kib: u64::try_from(usage.ru_maxrss).context("negative ru_maxrss")?,
+        cpu_s: cpu_s(&usage),
+    })
+}
+
+/// Reaps whichever child ends first: its pid, wait status and resource usage.
+pub fn reap_any() -> Result<(libc::pid_t, libc::c_int, libc::rusage)> {
+    wait4(-1).context("waiting for any child")
+}
+
+/// `wait4(pid)`, retried on EINTR.
+fn wait4(pid: libc::pid_t) -> std::io::Result<(libc::pid_t, libc::c_int, libc::rusage)> {
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is a plain C struct of integers, for which all-zero bytes are valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
-        // SAFETY: `pid` is our own unreaped child (std's `Child` never waits unless asked, and
-        // we never ask); `status` and `usage` are valid, exclusive, correctly typed out-pointers.
+        // SAFETY: `pid` is one of our own unreaped children or -1 (std's `Child` never waits
+        // unless asked, and the callers never ask); `status` and `usage` are valid, exclusive,
+        // correctly typed out-pointers.
         let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if reaped == pid {
-            break;
+        if reaped > 0 {
+            return Ok((reaped, status, usage));
         }
         let err = std::io::Error::last_os_error();
         if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err).with_context(|| format!("waiting for `{}`", display(cmd)));
+            return Err(err);
         }
     }
-    let wall_s = start.elapsed().as_secs_f64();
-    // The child is reaped; dropping the handle neither waits nor kills.
-    drop(child);
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("`{}` failed (wait status {status:#x})", display(cmd));
-    }
-    let maxrss_kib = u64::try_from(usage.ru_maxrss).context("negative ru_maxrss")?;
-    Ok(Sample { wall_s, maxrss_kib })
+}
+
+/// User plus system CPU time of a `rusage`, seconds.
+pub fn cpu_s(usage: &libc::rusage) -> f64 {
+    #[allow(clippy::cast_precision_loss)] // seconds and microseconds are far below 2^52
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// KiB to MiB.
+pub fn kib_to_mib(kib: u64) -> f64 {
+    #[allow(clippy::cast_precision_loss)] // KiB counts are far below 2^52
+    let kib = kib as f64;
+    kib / 1024.0
 }
 
 /// Which decompressor the pipeline needs, from the payload's magic bytes.
 ///
-/// Reads only the setup header and the magic: the harness must stay small, because a child's
-/// `ru_maxrss` starts at its parent's peak RSS (Linux records the pre-exec image at `execve`).
+/// Reads only the setup header and the magic, not the whole kernel.
 fn payload_compressor(vmlinuz: &Path) -> Result<&'static str> {
     let what = || format!("reading the setup header of {}", vmlinuz.display());
     let mut file = fs::File::open(vmlinuz).with_context(what)?;
@@ -289,19 +473,7 @@ fn payload_compressor(vmlinuz: &Path) -> Result<&'static str> {
     Ok(tool)
 }
 
-/// Peak RSS of this process's own memory so far (`VmHWM`), in KiB: the floor under every
-/// child's `ru_maxrss`. (`getrusage(RUSAGE_SELF)` would instead include cargo's image, which
-/// was recorded when cargo exec'd us.)
-fn own_hwm_kib() -> Result<u64> {
-    let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/self/status")
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     match n {
@@ -309,6 +481,20 @@ fn median(mut values: Vec<f64>) -> f64 {
         _ if n % 2 == 1 => values[n / 2],
         _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
+}
+
+/// The nearest-rank `p` quantile (0 < p <= 1): the smallest value with at least `p` of the
+/// values at or below it.
+pub fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    #[allow(clippy::cast_precision_loss)] // sample counts are small
+    let rank = (p * values.len() as f64).ceil();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 1 <= rank <= len
+    let rank = (rank as usize).clamp(1, values.len());
+    values[rank - 1]
 }
 
 fn print_table(results: &[KernelResult]) {
@@ -364,13 +550,55 @@ mod tests {
     }
 
     #[test]
-    fn parses_runs() {
-        assert_eq!(parse_runs(&[]).unwrap(), DEFAULT_RUNS);
-        assert_eq!(parse_runs(&args(&["--runs", "3"])).unwrap(), 3);
-        assert_eq!(parse_runs(&args(&["--runs=11"])).unwrap(), 11);
-        assert!(parse_runs(&args(&["--runs", "0"])).is_err());
-        assert!(parse_runs(&args(&["--runs"])).is_err());
-        assert!(parse_runs(&args(&["--fast"])).is_err());
+    fn percentile_is_nearest_rank() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert!((percentile(v.clone(), 0.9) - 9.0).abs() < f64::EPSILON);
+        assert!((percentile(v.clone(), 1.0) - 10.0).abs() < f64::EPSILON);
+        assert!((percentile(v, 0.01) - 1.0).abs() < f64::EPSILON);
+        assert!((percentile(vec![5.0], 0.9) - 5.0).abs() < f64::EPSILON);
+        assert!(percentile(Vec::new(), 0.5).is_nan());
+    }
+
+    #[test]
+    fn parses_options() {
+        let defaults = parse_options(&[]).unwrap();
+        assert_eq!(defaults.only, None);
+        assert_eq!(defaults.runs, None);
+        assert_eq!(defaults.launches, DEFAULT_LAUNCHES);
+        assert_eq!(defaults.qemu_launches, DEFAULT_QEMU_LAUNCHES);
+        assert_eq!(defaults.jobs, None);
+        assert_eq!(
+            parse_options(&args(&["--runs", "3"])).unwrap().runs,
+            Some(3)
+        );
+        assert_eq!(parse_options(&args(&["--runs=11"])).unwrap().runs, Some(11));
+        let o = parse_options(&args(&[
+            "--only",
+            "run",
+            "--launches=50",
+            "--qemu-launches",
+            "0",
+            "--jobs",
+            "8",
+        ]))
+        .unwrap();
+        assert_eq!(o.only, Some(Only::Run));
+        assert_eq!((o.launches, o.qemu_launches, o.jobs), (50, 0, Some(8)));
+        assert_eq!(
+            parse_options(&args(&["--only=inspect"])).unwrap().only,
+            Some(Only::Inspect)
+        );
+        for bad in [
+            &["--runs", "0"][..],
+            &["--runs"],
+            &["--fast"],
+            &["--only", "boot"],
+            &["--launches", "0"],
+            &["--jobs", "x"],
+            &["--runs=-1"],
+        ] {
+            assert!(parse_options(&args(bad)).is_err(), "{bad:?}");
+        }
     }
 
     /// A bzImage-shaped file: 1 setup sector after the boot sector, then `payload` plus the

@@ -4,9 +4,12 @@
 //! - `kernels [--flavour cloud|generic|all]`: fetch Debian's kernels into a cache outside git.
 //! - `ci`: fmt, clippy, kernels, test (kernels and oracles required), doc — what CI runs.
 //! - `demo`: inspect Debian's cloud kernel with the release build.
-//! - `bench [--runs N]`: `anyboot inspect --json` against the shell pipeline users run today.
+//! - `bench [--only inspect|run] [--runs N] [--launches N] [--qemu-launches N] [--jobs P]`:
+//!   `anyboot inspect --json` against the shell pipeline users run today; `anyboot run` against
+//!   QEMU on the PVH probe guest, and the launch rate.
 
 mod bench;
+mod bench_run;
 mod ci;
 mod demo;
 mod kernels;
@@ -21,7 +24,12 @@ tasks:
   kernels [--flavour cloud|generic|all]   fetch Debian kernels into the cache (default: all)
   ci                                      fmt, clippy, kernels, test, doc (stops at first failure)
   demo                                    run `anyboot inspect` on Debian's cloud kernel
-  bench [--runs N]                        time `anyboot inspect --json` vs extract+readelf (default N=7)
+  bench [--only inspect|run] [--runs N] [--launches N] [--qemu-launches N] [--jobs P]
+                                          inspect: `anyboot inspect --json` vs extract+readelf
+                                          (N runs each, default 7); run: `anyboot run` vs QEMU
+                                          microvm on the pvh32 probe guest (N runs each, default
+                                          30), then the launch rate: N launches (default 500,
+                                          QEMU 100) with P in flight (default 2 x cores)
 
 environment:
   ANYBOOT_KERNELS   kernel cache folder (default $XDG_CACHE_HOME/anyboot/kernels,
