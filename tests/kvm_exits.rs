@@ -581,3 +581,42 @@ fn flood_check_catches_lost_and_wrong_bytes() {
         assert!(caught, "a {what} byte went unnoticed");
     }
 }
+
+/// On a terminal, Ctrl-A x ends the run with status 0, as in QEMU. `script` (util-linux) gives
+/// `anyboot run` a pseudo-terminal as stdin; the test types Ctrl-A x into it once the guest
+/// is looping.
+#[test]
+fn ctrl_a_x_on_a_terminal_quits() {
+    let Some(g) = behave() else { return };
+    let Some(script) = tool_or_skip("script") else {
+        return;
+    };
+    let anyboot = assert_cmd::cargo::cargo_bin!("anyboot");
+    let inner = format!(
+        "'{}' run '{}' --backend kvm --mem 64 --cmdline loop --timeout 30 --json",
+        anyboot.display(),
+        g.display()
+    );
+    let mut child = Command::new(script)
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"\x01x").unwrap();
+    }
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("\"end\":\"quit\""), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "Ctrl-A x was not seen"
+    );
+}
