@@ -58,6 +58,13 @@ pub const MPTABLE_MAX: u64 = 0x2000;
 pub const HIGH_RAM_START: u64 = 0x10_0000;
 /// Start of the 32-bit MMIO hole.
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
+/// The three pages KVM needs for the TSS of its real-mode emulation on Intel hosts
+/// (KVM_SET_TSS_ADDR), in the MMIO hole just below the BIOS area at 4 GiB, outside RAM, where
+/// QEMU and Firecracker put them.
+pub const KVM_TSS_ADDR: u64 = 0xfffb_d000;
+/// The page KVM uses for its identity map on Intel hosts (KVM_SET_IDENTITY_MAP_ADDR), just
+/// below [`KVM_TSS_ADDR`].
+pub const KVM_IDENTITY_MAP_ADDR: u64 = 0xfffb_c000;
 /// End of the 32-bit MMIO hole (4 GiB).
 pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
 
@@ -165,6 +172,8 @@ const _: () = {
     assert!(PAGE_TABLES_END <= CMDLINE_ADDR);
     assert!(CMDLINE_ADDR + CMDLINE_MAX <= LOW_RAM_END);
     assert!(MPTABLE_ADDR + MPTABLE_MAX <= HIGH_RAM_START);
+    assert!(KVM_IDENTITY_MAP_ADDR + 0x1000 == KVM_TSS_ADDR);
+    assert!(MMIO_HOLE_START <= KVM_IDENTITY_MAP_ADDR && KVM_TSS_ADDR + 0x3000 <= MMIO_HOLE_END);
 };
 
 #[cfg(test)]

@@ -39,12 +39,6 @@ use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
 pub use console::ConsoleMode;
 use devices::{Devices, IoAction, IrqLine, SerialOut};
 
-/// Where the TSS the CPU needs for real-mode emulation on Intel goes (3 pages), and the
-/// identity-map page after it: in the MMIO hole just below the BIOS area at 4 GiB, as QEMU and
-/// Firecracker place them, outside the guest's RAM.
-const KVM_TSS_ADDR: usize = 0xfffb_d000;
-const KVM_IDENTITY_MAP_ADDR: u64 = 0xfffb_c000;
-
 /// How often the control thread asks the vCPUs whether they are halted for good (a guest that
 /// has halted with interrupts off stays in the kernel's HLT loop; nothing else reports it).
 const HALT_PROBE_INTERVAL: Duration = Duration::from_millis(25);
@@ -636,9 +630,12 @@ pub fn run_keep(plan: &BootPlan, opts: &RunOptions) -> Result<(Outcome, Teardown
     let setup = load(plan, &mem)?;
     // Order measured in the spike: memory, TSS and identity map, IRQ chip, PIT, irqfd.
     register_memory(&vm, &mem)?;
-    vm.set_tss_address(KVM_TSS_ADDR)
-        .map_err(|e| KvmError::ioctl("KVM_SET_TSS_ADDR", e))?;
-    vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR)
+    vm.set_tss_address(
+        usize::try_from(loader::layout::KVM_TSS_ADDR)
+            .map_err(|_| KvmError::Setup("TSS address".into()))?,
+    )
+    .map_err(|e| KvmError::ioctl("KVM_SET_TSS_ADDR", e))?;
+    vm.set_identity_map_address(loader::layout::KVM_IDENTITY_MAP_ADDR)
         .map_err(|e| KvmError::ioctl("KVM_SET_IDENTITY_MAP_ADDR", e))?;
     vm.create_irq_chip()
         .map_err(|e| KvmError::ioctl("KVM_CREATE_IRQCHIP", e))?;
