@@ -58,6 +58,10 @@ pub const MPTABLE_MAX: u64 = 0x2000;
 pub const HIGH_RAM_START: u64 = 0x10_0000;
 /// Start of the 32-bit MMIO hole.
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
+/// The IOAPIC (the PC default, where KVM's in-kernel IOAPIC answers).
+pub const IOAPIC_ADDR: u64 = 0xfec0_0000;
+/// The local APICs (the architectural default, where KVM's in-kernel LAPIC answers).
+pub const LAPIC_ADDR: u64 = 0xfee0_0000;
 /// The three pages KVM needs for the TSS of its real-mode emulation on Intel hosts
 /// (KVM_SET_TSS_ADDR), in the MMIO hole just below the BIOS area at 4 GiB, outside RAM, where
 /// QEMU and Firecracker put them.
@@ -173,6 +177,7 @@ const _: () = {
     assert!(CMDLINE_ADDR + CMDLINE_MAX <= LOW_RAM_END);
     assert!(MPTABLE_ADDR + MPTABLE_MAX <= HIGH_RAM_START);
     assert!(KVM_IDENTITY_MAP_ADDR + 0x1000 == KVM_TSS_ADDR);
+    assert!(MMIO_HOLE_START <= IOAPIC_ADDR && LAPIC_ADDR + 0x1000 <= KVM_IDENTITY_MAP_ADDR);
     assert!(MMIO_HOLE_START <= KVM_IDENTITY_MAP_ADDR && KVM_TSS_ADDR + 0x3000 <= MMIO_HOLE_END);
 };
 

@@ -46,10 +46,12 @@ use crate::layout;
 
 /// Most CPUs an MP table describes: xAPIC ids are 8 bits and 0xff is the broadcast id.
 pub const MAX_CPUS: u32 = 255;
-/// Where the table says each CPU's local APIC is (the architectural default).
-pub const LOCAL_APIC_ADDR: u32 = 0xfee0_0000;
-/// Where the table says the IOAPIC is (the PC default, KVM's in-kernel IOAPIC).
-pub const IOAPIC_ADDR: u32 = 0xfec0_0000;
+/// Where the table says each CPU's local APIC is ([`layout::LAPIC_ADDR`], as a 32-bit field).
+#[allow(clippy::cast_possible_truncation)] // below 4 GiB, checked in layout
+pub const LOCAL_APIC_ADDR: u32 = layout::LAPIC_ADDR as u32;
+/// Where the table says the IOAPIC is ([`layout::IOAPIC_ADDR`], as a 32-bit field).
+#[allow(clippy::cast_possible_truncation)] // below 4 GiB, checked in layout
+pub const IOAPIC_ADDR: u32 = layout::IOAPIC_ADDR as u32;
 /// Local APIC version in the processor entries (an integrated xAPIC, as KVM reports).
 pub const LOCAL_APIC_VERSION: u8 = 0x14;
 /// IOAPIC version in the IOAPIC entry (KVM's in-kernel IOAPIC, 24 pins).
