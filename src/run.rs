@@ -1,10 +1,12 @@
 //! `anyboot run`: boot a plan under KVM directly, or under QEMU where /dev/kvm is unusable.
 //!
-//! Exit statuses (documented in the README and `anyboot run --help`):
+//! Exit statuses with the KVM backend (documented in the README and `anyboot run --help`):
 //! 0 the guest powered off or halted for good (or Ctrl-A x); (v << 1) | 1 the guest wrote v to
 //! the isa-debug-exit port 0xf4; 2 bad image or options; 3 the guest reset (i8042 reset,
-//! triple fault); 4 the VM failed (KVM internal error, emulation failure, unhandled exit);
-//! 124 `--timeout` expired.
+//! triple fault); 4 the VM failed (KVM internal error, emulation failure, unhandled exit) or
+//! could not be set up; 124 `--timeout` expired. With the QEMU backend QEMU's own status
+//! passes through (0 for power-off and reset alike, as `-no-reboot` makes a reset an exit),
+//! with 2 and 124 as above.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -49,7 +51,7 @@ pub struct RunArgs {
     /// The accelerator of the QEMU backend (auto: KVM when /dev/kvm can create a VM).
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: crate::AccelArg,
-    /// Hide CPUID features from the guest (KVM backend), e.g. `cx16,xsave`: for hosts whose
+    /// Hide CPUID features from the guest (KVM backend only), e.g. `cx16,xsave`: for hosts whose
     /// KVM cannot emulate them. Names: cx16 pcid x2apic tsc_deadline_timer xsave avx rdrand
     /// avx2 smep rdseed smap fsgsbase.
     #[arg(long, value_name = "FEATURE,...", value_delimiter = ',')]
@@ -88,10 +90,17 @@ fn build_init(init: &Path) -> Result<TempFile, Failure> {
         .map_err(|e| Failure::BadInput(format!("{}: cannot read --init: {e}", init.display())))?;
     let archive = loader::initramfs::init_archive(&bytes)
         .map_err(|e| Failure::BadInput(one_line(init, &e)))?;
+    // create_new (O_EXCL): never follow a link someone planted under the predictable name.
     let path = std::env::temp_dir().join(format!("anyboot-init-{}.cpio", std::process::id()));
-    std::fs::write(&path, archive)
-        .with_context(|| format!("writing the initramfs {}", path.display()))?;
-    Ok(TempFile(path))
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("creating the initramfs {}", path.display()))?;
+    let temp = TempFile(path);
+    std::io::Write::write_all(&mut file, &archive)
+        .with_context(|| format!("writing the initramfs {}", temp.0.display()))?;
+    Ok(temp)
 }
 
 /// Run the command; returns the exit status.
@@ -269,8 +278,7 @@ fn run_qemu(
             break Some(s);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = child.kill();
-            let _ = child.wait();
+            backends::qemu::terminate(&mut child, Duration::from_secs(1));
             break None;
         }
         std::thread::sleep(Duration::from_millis(5));

@@ -212,6 +212,25 @@ pub fn kvm_available() -> bool {
         .is_ok()
 }
 
+/// End a running QEMU: SIGTERM first, so that it restores the terminal it put in raw mode
+/// (`-serial stdio`), then SIGKILL if it has not ended within `grace`; reaps it.
+pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet (so it cannot
+        // have been reused).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let give_up = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < give_up {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

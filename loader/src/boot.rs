@@ -461,9 +461,13 @@ fn zero_page(
             bp.hdr.version = 0x020f;
             bp.hdr.loadflags = linux::LOADED_HIGH;
             bp.hdr.kernel_alignment = 0x20_0000;
-            // What a bzImage of this protocol would declare; the plan placed the initrd below
-            // the end of RAM under the MMIO hole, which is lower.
-            bp.hdr.initrd_addr_max = 0x7fff_ffff;
+            // The plan places a vmlinux's initrd below the MMIO hole; say so (the 64-bit
+            // entry does not read this field, but a loader should not contradict itself).
+            bp.hdr.initrd_addr_max = u32_field(
+                "end of low RAM",
+                "initrd_addr_max",
+                layout::MMIO_HOLE_START - 1,
+            )?;
         }
     }
     bp.hdr.type_of_loader = linux::LOADER_TYPE_UNDEFINED;

@@ -118,9 +118,12 @@ impl Write for SerialOut {
             }
             Sink::Discard => Ok(()),
         };
-        if r.is_err() {
-            // A closed stdout (EPIPE) must not stop the guest: later output is dropped.
-            self.broken = true;
+        if let Err(e) = r {
+            // A closed stdout (EPIPE) must not stop the guest: later output is dropped. Other
+            // errors lose this write only.
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                self.broken = true;
+            }
         }
         Ok(buf.len())
     }

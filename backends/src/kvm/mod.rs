@@ -18,9 +18,9 @@ pub mod devices;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -345,6 +345,30 @@ enum Event {
     Halted { round: u64, halted: bool },
 }
 
+/// Sends the end of the run when a vCPU thread unwinds without having sent one.
+struct EndGuard {
+    tx: mpsc::Sender<Event>,
+    id: u8,
+    armed: bool,
+}
+
+impl EndGuard {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.tx.send(Event::End(Exit::Failed(format!(
+                "the thread of vCPU {} ended unexpectedly",
+                self.id
+            ))));
+        }
+    }
+}
+
 /// State shared by the control thread and the vCPU threads.
 struct Shared {
     stop: AtomicBool,
@@ -357,15 +381,16 @@ extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc
 }
 
 fn install_kick_handler() -> Result<(), KvmError> {
-    static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        result = register_signal_handler(SIGRTMIN(), kick_handler).map_err(|e| KvmError::Host {
-            what: "installing the SIGRTMIN vCPU kick handler",
-            source: io::Error::from_raw_os_error(e.errno()),
-        });
-    });
-    result
+    // The result of the one registration, remembered: a later run must not believe a failed
+    // registration succeeded (SIGRTMIN's default action would end the process at the first
+    // kick).
+    static RESULT: std::sync::OnceLock<Result<(), i32>> = std::sync::OnceLock::new();
+    let r = RESULT
+        .get_or_init(|| register_signal_handler(SIGRTMIN(), kick_handler).map_err(|e| e.errno()));
+    r.map_err(|errno| KvmError::Host {
+        what: "installing the SIGRTMIN vCPU kick handler",
+        source: io::Error::from_raw_os_error(errno),
+    })
 }
 
 /// Whether a vCPU interrupted by a kick is halted for good: in HLT with interrupts off, or an
@@ -440,7 +465,10 @@ fn vcpu_loop(
         // SAFETY: `run` points at this vCPU's kvm_run mapping, alive as long as `vcpu`; it is
         // read right after a KVM_EXIT_IO, when the kernel has filled in the `io` member. The
         // data slice kvm-ioctls hands out lies at `io.data_offset`, a page past the struct, so
-        // this read does not overlap it.
+        // this read does not overlap it. The pointer was taken from an earlier `&mut kvm_run`
+        // that each `vcpu.run()` reborrows; what makes the read sound anyway is that the
+        // mapping is shared with the kernel and read volatile, never through a Rust
+        // reference that could be assumed unchanged.
         let size = unsafe { std::ptr::addr_of!((*run).__bindgen_anon_1.io.size).read_volatile() };
         usize::from(size)
     };
@@ -461,14 +489,10 @@ fn vcpu_loop(
             Ok(VcpuExit::IoIn(port, data)) => devices.io_in(port, io_size(), data),
             Ok(VcpuExit::MmioRead(addr, data)) => devices.mmio_read(addr, data),
             Ok(VcpuExit::MmioWrite(addr, data)) => devices.mmio_write(addr, data),
-            // Without an in-kernel LAPIC HLT would come here; with one it only does for an
-            // interrupts-off halt on some hosts. Either way nothing can wake this vCPU
-            // except another vCPU, so treat it like the probe does.
-            Ok(VcpuExit::Hlt) => {
-                if halted_for_good(vcpu) {
-                    return end(Exit::Halted);
-                }
-            }
+            // Not expected: with the in-kernel LAPIC, KVM handles HLT itself and the halt
+            // probe of the control thread decides when the guest is halted for good. Should
+            // a host return it anyway, wait a little and run on rather than spin.
+            Ok(VcpuExit::Hlt) => std::thread::sleep(Duration::from_millis(1)),
             Ok(VcpuExit::Shutdown) => {
                 let regs = cpu::describe(vcpu);
                 return end(Exit::Reset(format!(
@@ -689,26 +713,47 @@ pub fn run_keep(plan: &BootPlan, opts: &RunOptions) -> Result<(Outcome, Teardown
 
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for (id, mut vcpu) in (0..cpus).zip(vcpus) {
-        let (devices, shared, tx, mem) = (devices.clone(), shared.clone(), tx.clone(), mem.clone());
-        let h = std::thread::Builder::new()
+        let (devices, mine, tx, mem) = (devices.clone(), shared.clone(), tx.clone(), mem.clone());
+        let spawned = std::thread::Builder::new()
             .name(format!("vcpu{id}"))
             .spawn(move || {
-                vcpu_loop(id, &mut vcpu, &devices, &shared, &tx);
+                // Should this thread end without saying why (a panic), the guard says it, so
+                // the control thread never waits for a vCPU that is gone.
+                let guard = EndGuard {
+                    tx: tx.clone(),
+                    id,
+                    armed: true,
+                };
+                vcpu_loop(id, &mut vcpu, &devices, &mine, &tx);
+                guard.disarm();
                 // The vCPU fd goes before this thread's hold on guest memory.
                 drop(vcpu);
                 drop(mem);
-            })
-            .map_err(|source| KvmError::Host {
-                what: "spawning a vCPU thread",
-                source,
-            })?;
-        threads.push(h);
+            });
+        match spawned {
+            Ok(h) => threads.push(h),
+            Err(source) => {
+                shared.stop.store(true, Ordering::SeqCst);
+                for t in &threads {
+                    let _ = t.kill(SIGRTMIN());
+                }
+                return Err(KvmError::Host {
+                    what: "spawning a vCPU thread",
+                    source,
+                });
+            }
+        }
     }
     drop(tx);
 
-    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let deadline = opts.timeout.and_then(|t| Instant::now().checked_add(t));
     let mut round = 0u64;
     let mut halted_votes = 0usize;
+    // The vCPUs answer a probe round one after another, so with several of them one could be
+    // woken (an IPI, an NMI) after it answered. Halted for good needs two unanimous rounds in
+    // a row then; a single vCPU cannot be woken by anything once halted with IF clear.
+    let rounds_needed = if cpus == 1 { 1 } else { 2 };
+    let mut unanimous_rounds = 0u32;
     let mut next_probe = Instant::now() + HALT_PROBE_INTERVAL;
     let exit = loop {
         let now = Instant::now();
@@ -716,6 +761,9 @@ pub fn run_keep(plan: &BootPlan, opts: &RunOptions) -> Result<(Outcome, Teardown
             break Exit::Timeout;
         }
         if now >= next_probe {
+            if halted_votes < usize::from(cpus) {
+                unanimous_rounds = 0;
+            }
             round += 1;
             halted_votes = 0;
             shared.probe_round.store(round, Ordering::SeqCst);
@@ -733,7 +781,10 @@ pub fn run_keep(plan: &BootPlan, opts: &RunOptions) -> Result<(Outcome, Teardown
                 if r == round && halted {
                     halted_votes += 1;
                     if halted_votes == usize::from(cpus) {
-                        break Exit::Halted;
+                        unanimous_rounds += 1;
+                        if unanimous_rounds >= rounds_needed {
+                            break Exit::Halted;
+                        }
                     }
                 }
             }
