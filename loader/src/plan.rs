@@ -603,7 +603,12 @@ fn segments(report: &Report, protocol: Protocol) -> Result<Loaded, PlanError> {
                 let size = report.file_size.saturating_sub(b.protected_mode_offset);
                 let init = u64::from(b.init_size.unwrap_or(0)).max(size);
                 let entry = if protocol == Protocol::Linux64 {
-                    load + crate::bzimage::ENTRY64_OFFSET
+                    load.checked_add(crate::bzimage::ENTRY64_OFFSET)
+                        .ok_or_else(|| PlanError::NotBootable {
+                            why: format!(
+                                "pref_address {load:#x} at 0x258 leaves no room for the 64-bit entry at +0x200"
+                            ),
+                        })?
                 } else {
                     load
                 };
