@@ -133,6 +133,18 @@ enum AccelArg {
     Auto,
 }
 
+impl AccelArg {
+    /// The accelerator QEMU gets: `auto` is KVM when /dev/kvm opens.
+    fn resolve(self) -> backends::qemu::Accel {
+        match self {
+            AccelArg::Kvm => backends::qemu::Accel::Kvm,
+            AccelArg::Tcg => backends::qemu::Accel::Tcg,
+            AccelArg::Auto if backends::qemu::kvm_available() => backends::qemu::Accel::Kvm,
+            AccelArg::Auto => backends::qemu::Accel::Tcg,
+        }
+    }
+}
+
 /// Options common to `plan`, `emit` and `run`.
 #[derive(clap::Args, Debug)]
 struct PlanArgs {
@@ -481,12 +493,7 @@ fn main_command(cli: Cli) -> Result<(), Failure> {
                 backends::extract::ensure_extracted(e, &report)
                     .map_err(|e| Failure::BadInput(one_line(&kernel, &e)))?;
             }
-            let accel = match accel {
-                AccelArg::Kvm => backends::qemu::Accel::Kvm,
-                AccelArg::Tcg => backends::qemu::Accel::Tcg,
-                AccelArg::Auto if backends::qemu::kvm_available() => backends::qemu::Accel::Kvm,
-                AccelArg::Auto => backends::qemu::Accel::Tcg,
-            };
+            let accel = accel.resolve();
             let argv = backends::qemu::argv(
                 &plan,
                 &backends::qemu::QemuOptions {

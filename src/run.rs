@@ -247,26 +247,16 @@ fn run_qemu(
     timeout: Option<Duration>,
     accel: crate::AccelArg,
 ) -> Result<(u8, Report<'static>), Failure> {
-    let accel = match accel {
-        crate::AccelArg::Kvm => backends::qemu::Accel::Kvm,
-        crate::AccelArg::Tcg => backends::qemu::Accel::Tcg,
-        crate::AccelArg::Auto if backends::kvm::probe().is_ok() => backends::qemu::Accel::Kvm,
-        crate::AccelArg::Auto => backends::qemu::Accel::Tcg,
-    };
     let mut argv = backends::qemu::argv(
         plan,
         &backends::qemu::QemuOptions {
-            accel,
+            accel: accel.resolve(),
             ..Default::default()
         },
     )
     .map_err(|e| Failure::BadInput(one_line(kernel, &e)))?;
     // The same exit convention as the KVM backend.
-    argv.extend(
-        ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
-            .iter()
-            .map(|s| (*s).to_owned()),
-    );
+    argv.extend(backends::qemu::DEBUG_EXIT_DEVICE.map(String::from));
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::inherit())

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use anyboot_fixtures::guests::{
-    EXIT_PASS, GUESTS, ProbeReport, fnv1a32, guest_or_skip, protocol, test_initrd,
+    EXIT_PASS, GUESTS, ProbeReport, fnv1a32, guest_or_skip, protocol, qemu_argv, test_initrd,
 };
 use anyboot_fixtures::kernels::{kvm_or_skip, tool_or_skip};
 use anyboot_fixtures::qemu::run_qemu;
@@ -113,31 +113,7 @@ fn reports_agree_with_qemu() {
         let Some(guest) = guest_or_skip(name) else {
             return;
         };
-        let argv: Vec<String> = [
-            qemu.to_str().unwrap(),
-            "-M",
-            "pc",
-            "-accel",
-            "tcg",
-            "-m",
-            "128",
-            "-nodefaults",
-            "-nographic",
-            "-serial",
-            "stdio",
-            "-no-reboot",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-kernel",
-            guest.to_str().unwrap(),
-            "-append",
-            CMDLINE,
-            "-initrd",
-            rd.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let argv = qemu_argv(&qemu, &guest, "pc", 1, 128, CMDLINE, Some(&rd));
         let q = run_qemu(&argv, Duration::from_secs(60));
         let qr = ProbeReport::parse(&q.output)
             .unwrap_or_else(|| panic!("{name}: no report from QEMU: {}", q.output));

@@ -18,7 +18,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyboot_fixtures::guests::{
-    EXIT_FAIL, EXIT_PASS, GUESTS, ProbeReport, fnv1a32, guest_or_skip, protocol, test_initrd,
+    EXIT_FAIL, EXIT_PASS, GUESTS, ProbeReport, fnv1a32, guest_or_skip, protocol, qemu_argv,
+    test_initrd,
 };
 use anyboot_fixtures::kernels::tool_or_skip;
 use anyboot_fixtures::qemu::{QemuRun, run_qemu};
@@ -78,35 +79,7 @@ impl Boot<'_> {
 
     fn run_kernel(&self, kernel: &Path) -> Option<Booted> {
         let qemu = tool_or_skip("qemu-system-x86_64")?;
-        let mut argv: Vec<String> = vec![qemu.to_string_lossy().into_owned()];
-        let mem = MEM_MIB.to_string();
-        let smp = format!("{0},sockets={0}", self.cpus);
-        let kernel_arg = kernel.to_string_lossy().into_owned();
-        argv.extend(
-            [
-                "-M",
-                self.machine,
-                "-accel",
-                "tcg",
-                "-m",
-                &mem,
-                "-smp",
-                &smp,
-                "-nographic",
-                "-nodefaults",
-                "-serial",
-                "stdio",
-                "-no-reboot",
-                "-device",
-                "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                "-kernel",
-                &kernel_arg,
-                "-append",
-                self.append,
-            ]
-            .map(str::to_owned),
-        );
-        if let Some(data) = self.initrd {
+        let initrd = self.initrd.map(|data| {
             let path = scratch("initrd.img");
             // QEMU's multiboot loader splits -initrd at commas and takes a blank as the start
             // of module arguments.
@@ -116,9 +89,17 @@ impl Boot<'_> {
                 path.display()
             );
             fs::write(&path, data).unwrap();
-            argv.push("-initrd".into());
-            argv.push(path.to_string_lossy().into_owned());
-        }
+            path
+        });
+        let argv = qemu_argv(
+            &qemu,
+            kernel,
+            self.machine,
+            self.cpus,
+            MEM_MIB,
+            self.append,
+            initrd.as_deref(),
+        );
         let run = run_qemu(&argv, TIMEOUT);
         eprintln!(
             "{} on {} ({} CPUs): {:.2?}, status {:?}",

@@ -30,6 +30,10 @@ pub enum Accel {
     Tcg,
 }
 
+/// QEMU's isa-debug-exit device on the port and width `anyboot run`'s KVM backend uses
+/// (port 0xf4, 4 bytes): a guest write of v ends QEMU with (v << 1) | 1.
+pub const DEBUG_EXIT_DEVICE: [&str; 2] = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"];
+
 /// Emitter options.
 #[derive(Debug, Clone)]
 pub struct QemuOptions {
