@@ -16,9 +16,15 @@ pub enum CloudHypervisorError {
     /// Cloud Hypervisor cannot boot this plan.
     #[error("Cloud Hypervisor cannot boot this plan: {0}")]
     Unsupported(String),
-    /// A path Cloud Hypervisor's option parser cannot take (a comma splits its options).
-    #[error("{0}: a disk path with a comma or a non-UTF-8 path cannot be passed to --disk")]
+    /// A path that is not UTF-8 or is empty.
+    #[error("{0:?}: an empty or non-UTF-8 path cannot be passed to Cloud Hypervisor")]
     BadPath(std::path::PathBuf),
+    /// A disk path Cloud Hypervisor's option parser would change: it removes every `"`,
+    /// counts `[` and `]` as brackets and trims blanks at both ends.
+    #[error(
+        "{0:?}: a disk path with '\"', '[', ']' or blanks at either end cannot be passed to --disk (Cloud Hypervisor's option parser removes or splits on them)"
+    )]
+    DiskPath(std::path::PathBuf),
 }
 
 /// The argv (program first) and the version facts that apply.
@@ -40,27 +46,40 @@ pub fn argv(plan: &BootPlan) -> Result<(Vec<String>, Vec<String>), CloudHypervis
     notes.push("devices are virtio-PCI: the guest needs CONFIG_VIRTIO_PCI".to_owned());
     let s = |p: &std::path::Path| {
         p.to_str()
+            .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .ok_or_else(|| CloudHypervisorError::BadPath(p.to_path_buf()))
     };
-    let mut a = vec![
-        "cloud-hypervisor".to_owned(),
-        "--kernel".into(),
-        s(&plan.boot_image)?,
-    ];
+    let mut a = vec!["cloud-hypervisor".to_owned()];
+    // Cloud Hypervisor's clap would take a separate value starting with '-' for a flag: such
+    // values are attached with '='.
+    let mut flag = |name: &str, value: String| {
+        if value.starts_with('-') {
+            a.push(format!("{name}={value}"));
+        } else {
+            a.extend([name.to_owned(), value]);
+        }
+    };
+    flag("--kernel", s(&plan.boot_image)?);
     if !plan.cmdline.is_empty() {
-        a.extend(["--cmdline".into(), plan.cmdline.clone()]);
+        flag("--cmdline", plan.cmdline.clone());
     }
     if let Some(m) = plan.modules.first() {
-        a.extend(["--initramfs".into(), s(&m.path)?]);
+        flag("--initramfs", s(&m.path)?);
     }
     for d in &plan.disks {
         let p = s(&d.path)?;
-        if p.contains(',') {
-            return Err(CloudHypervisorError::BadPath(d.path.clone()));
+        if p.contains(['"', '[', ']']) || p.trim() != p {
+            return Err(CloudHypervisorError::DiskPath(d.path.clone()));
         }
+        // Inside quotes a comma does not split the option.
+        let p = if p.contains(',') {
+            format!("\"{p}\"")
+        } else {
+            p
+        };
         let ro = if d.read_only { ",readonly=on" } else { "" };
-        a.extend(["--disk".into(), format!("path={p}{ro}")]);
+        flag("--disk", format!("path={p}{ro}"));
     }
     a.extend([
         "--serial".into(),

@@ -1,12 +1,13 @@
 //! Backends that consume an anyboot boot plan.
 //!
-//! Modules (`kvm`, `firecracker` and `cloud_hypervisor` are still empty):
+//! Modules:
 //! - [`kvm`]: launch a plan directly under KVM (Linux x86_64 only);
 //! - [`qemu`]: emit a `qemu-system-x86_64 -M microvm` command line;
 //! - [`extract`]: write the inner vmlinux of a bzImage for PVH boots;
 //! - [`xl`]: emit a Xen `xl.cfg`;
 //! - [`firecracker`]: emit a Firecracker `--config-file` JSON;
-//! - [`cloud_hypervisor`]: emit a Cloud Hypervisor command line.
+//! - [`cloud_hypervisor`]: emit a Cloud Hypervisor command line;
+//! - [`readback`]: parse what the emitters write back, by each consumer's rules.
 //!
 //! Parsing and planning live in `loader` and are pure; every effect (files, processes, KVM)
 //! lives here.
@@ -18,6 +19,7 @@ pub mod firecracker;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod kvm;
 pub mod qemu;
+pub mod readback;
 pub mod xl;
 
 /// The backends anyboot knows, in the order `anyboot check` reports them.

@@ -62,6 +62,15 @@ pub enum QemuError {
     /// A path is not valid UTF-8 (QEMU takes its options as text).
     #[error("{0}: path is not valid UTF-8")]
     NonUtf8Path(std::path::PathBuf),
+    /// A path is empty (QEMU would read it as "none given").
+    #[error("an empty path cannot be passed to QEMU")]
+    EmptyPath,
+    /// A multiboot module path holds a space: QEMU's multiboot loader takes the file name up
+    /// to the first space and the rest as the module's arguments.
+    #[error(
+        "{0}: a multiboot module path with a space cannot be passed to QEMU's -initrd (it splits the file name at the first space)"
+    )]
+    SpaceInModulePath(std::path::PathBuf),
     /// What anyboot appends to the command line makes it too long.
     #[error(
         "command line with the appended \"{appended}\" is {len} bytes; the kernel accepts at most {limit}"
@@ -82,8 +91,12 @@ pub fn opt_value(s: &str) -> String {
 }
 
 fn path_str(p: &Path) -> Result<&str, QemuError> {
-    p.to_str()
-        .ok_or_else(|| QemuError::NonUtf8Path(p.to_path_buf()))
+    match p.to_str() {
+        None => Err(QemuError::NonUtf8Path(p.to_path_buf())),
+        // QEMU reads an empty -kernel, -initrd or file= as "none given".
+        Some("") => Err(QemuError::EmptyPath),
+        Some(s) => Ok(s),
+    }
 }
 
 /// The command line a Linux guest needs so that poweroff, reboot and panic end QEMU
@@ -160,7 +173,11 @@ pub fn argv(plan: &BootPlan, opts: &QemuOptions) -> Result<Vec<String>, QemuErro
     if let Some(m) = plan.modules.first() {
         // QEMU's -initrd is itself a comma-separated list for multiboot: double the commas.
         let initrd = if plan.protocol == Protocol::Multiboot {
-            opt_value(path_str(&m.path)?)
+            let p = path_str(&m.path)?;
+            if p.contains(' ') {
+                return Err(QemuError::SpaceInModulePath(m.path.clone()));
+            }
+            opt_value(p)
         } else {
             path_str(&m.path)?.to_owned()
         };
