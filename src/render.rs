@@ -19,7 +19,24 @@ pub struct JsonDoc<'a> {
 
 const W: usize = 20;
 
+/// Strings from the image reach the terminal through here: control characters (escape
+/// sequences, line breaks, carriage returns) are shown escaped, so a hostile note cannot
+/// rewrite the screen or fake a line of the report.
+fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn row(out: &mut String, label: &str, value: impl std::fmt::Display) {
+    let label = clean(label);
+    let value = clean(&value.to_string());
     let _ = writeln!(out, "  {label:<W$} {value}");
 }
 
@@ -120,7 +137,7 @@ pub fn text(file: &Path, r: &Report) -> String {
             o,
             "  {:<W$} {addr:<16} {}",
             entry_name(e.protocol),
-            e.source
+            clean(&e.source)
         );
     }
 

@@ -260,7 +260,8 @@ impl std::fmt::Display for NoteLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NoteLocation::Segment { index } => write!(f, "PT_NOTE segment {index}"),
-            NoteLocation::Section { index, name } => write!(f, "section {index} ({name})"),
+            // The name comes from the file: escaped, so a hostile name cannot break the line.
+            NoteLocation::Section { index, name } => write!(f, "section {index} ({name:?})"),
         }
     }
 }

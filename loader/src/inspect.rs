@@ -23,6 +23,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MAX_IMAGE: u64 = 1 << 30;
 /// Leading bytes read to classify an image (covers 255 setup sectors and the multiboot areas).
 pub const HEAD_LEN: usize = 0x21000;
+/// How far `inspect` decompresses a bzImage payload looking for the inner vmlinux's notes,
+/// whatever the trailer declares: notes sit near the start of a vmlinux (Debian's 6.1 kernels:
+/// within the first 2 MiB of 40–70 MiB), so a payload that hides them deeper is refused rather
+/// than decompressed for minutes.
+pub const INSPECT_DECOMPRESS_BOUND: u64 = 256 << 20;
 
 /// Errors of inspection. Display strings name the offset and the rule broken; the CLI prefixes
 /// the file name.
@@ -129,6 +134,20 @@ pub enum InspectError {
         size: u64,
         /// The trailer's size.
         declared: u64,
+    },
+    /// A structure of the inner ELF lies past [`INSPECT_DECOMPRESS_BOUND`].
+    #[error(
+        "inner vmlinux {what} at {offset:#x} with {size:#x} bytes lies past the {bound:#x}-byte bound inspect decompresses to"
+    )]
+    BeyondBound {
+        /// What.
+        what: String,
+        /// Its offset in the inner ELF.
+        offset: u64,
+        /// Its size.
+        size: u64,
+        /// [`INSPECT_DECOMPRESS_BOUND`].
+        bound: u64,
     },
 }
 
@@ -554,13 +573,14 @@ fn inspect_bzimage<R: Read + Seek>(
     let declared = u32::from_le_bytes(trailer);
     bz.decompressed_size = Some(declared);
 
-    let mut dec = PayloadReader::at(r, offset, length, compression, u64::from(declared)).map_err(
-        |source| InspectError::Payload {
+    let limit = u64::from(declared).min(INSPECT_DECOMPRESS_BOUND);
+    let mut dec = PayloadReader::at(r, offset, length, compression, limit).map_err(|source| {
+        InspectError::Payload {
             compression,
             offset,
             source,
-        },
-    )?;
+        }
+    })?;
     let inner = read_inner_elf(&mut dec, u64::from(declared), offset)?;
     bz.decompressed_read = Some(dec.produced());
     Ok((bz, Some((inner.layout, inner.notes))))
@@ -645,6 +665,14 @@ fn read_inner_elf(
                 offset: seg.offset,
                 size: seg.filesz,
                 declared,
+            });
+        }
+        if end.is_some_and(|e| e > INSPECT_DECOMPRESS_BOUND) {
+            return Err(InspectError::BeyondBound {
+                what: format!("PT_NOTE segment {}", seg.index),
+                offset: seg.offset,
+                size: seg.filesz,
+                bound: INSPECT_DECOMPRESS_BOUND,
             });
         }
         if seg.filesz > elfnote::MAX_NOTE_BLOB {

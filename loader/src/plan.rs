@@ -555,18 +555,37 @@ struct Loaded {
 
 /// The segments to load and the entry, for the chosen protocol.
 fn segments(report: &Report, protocol: Protocol) -> Result<Loaded, PlanError> {
+    // The ELF's own length: the file, or for a bzImage the inner vmlinux its trailer declares.
+    let elf_len = match &report.bzimage {
+        Some(b) => u64::from(b.decompressed_size.unwrap_or(0)),
+        None => report.file_size,
+    };
     let from_elf = |entry: u64| -> Result<Loaded, PlanError> {
-        let segs: Vec<PlanSegment> = report
+        let mut segs = Vec::new();
+        for s in report
             .segments
             .iter()
             .filter(|s| s.is_load() && s.memsz > 0)
-            .map(|s| PlanSegment {
+        {
+            let file_size = s.filesz.min(s.memsz);
+            if s.offset
+                .checked_add(file_size)
+                .is_none_or(|end| end > elf_len)
+            {
+                return Err(PlanError::NotBootable {
+                    why: format!(
+                        "PT_LOAD segment {} (p_offset {:#x}, p_filesz {:#x}) reaches past the end of the ELF at {elf_len:#x}",
+                        s.index, s.offset, file_size
+                    ),
+                });
+            }
+            segs.push(PlanSegment {
                 file_offset: s.offset,
-                file_size: s.filesz.min(s.memsz),
+                file_size,
                 guest_addr: s.paddr,
                 mem_size: s.memsz,
-            })
-            .collect();
+            });
+        }
         if segs.is_empty() {
             return Err(PlanError::NotBootable {
                 why: "the ELF has no PT_LOAD segment".into(),
@@ -600,7 +619,15 @@ fn segments(report: &Report, protocol: Protocol) -> Result<Loaded, PlanError> {
                 } else {
                     u64::from(b.code32_start)
                 };
-                let size = report.file_size.saturating_sub(b.protected_mode_offset);
+                if b.protected_mode_offset >= report.file_size {
+                    return Err(PlanError::NotBootable {
+                        why: format!(
+                            "setup_sects at 0x1f1 puts the protected-mode kernel at {:#x}, at or past the end of the file ({:#x})",
+                            b.protected_mode_offset, report.file_size
+                        ),
+                    });
+                }
+                let size = report.file_size - b.protected_mode_offset;
                 let init = u64::from(b.init_size.unwrap_or(0)).max(size);
                 let entry = if protocol == Protocol::Linux64 {
                     load.checked_add(crate::bzimage::ENTRY64_OFFSET)
@@ -643,7 +670,16 @@ fn segments(report: &Report, protocol: Protocol) -> Result<Loaded, PlanError> {
                     } else {
                         u64::from(k.load_end_addr.saturating_sub(k.load_addr))
                     };
-                    let file_size = file_end.min(report.file_size.saturating_sub(off));
+                    let file_size = file_end;
+                    if off.saturating_add(file_size) > report.file_size {
+                        // QEMU refuses this too ("fread() failed").
+                        return Err(PlanError::NotBootable {
+                            why: format!(
+                                "multiboot a.out kludge: load_end_addr {:#x} asks for {file_size:#x} bytes from file offset {off:#x}, past the end of the file at {:#x}",
+                                k.load_end_addr, report.file_size
+                            ),
+                        });
+                    }
                     let mem_end = if k.bss_end_addr == 0 {
                         load + file_size
                     } else {
@@ -746,6 +782,24 @@ pub fn build(
     } else {
         None
     };
+    // Extraction decompresses up to the size the trailer declares, and never more than the
+    // guest's memory: a kernel larger than its RAM cannot boot, and the cap keeps a payload that
+    // declares 4 GiB from filling the disk.
+    if let Some(e) = &extraction {
+        if e.size > mem_mib << 20 {
+            return Err(PlanError::NotBootable {
+                why: format!(
+                    "the payload trailer declares a {:#x}-byte vmlinux, more than the guest's {mem_mib} MiB of memory",
+                    e.size
+                ),
+            });
+        }
+        if e.size == 0 {
+            return Err(PlanError::NotBootable {
+                why: "the payload trailer declares an empty vmlinux".into(),
+            });
+        }
+    }
     let boot_image = extraction
         .as_ref()
         .map_or_else(|| kernel.to_path_buf(), |e| e.to.clone());
