@@ -7,14 +7,18 @@
 //! 3. `cargo xtask kernels` (called in-process)
 //! 4. `cargo test --workspace` with `ANYBOOT_REQUIRE_KERNELS=1 ANYBOOT_REQUIRE_ORACLES=1`
 //! 5. `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-Dwarnings`
+//! 6. `cargo fmt --manifest-path fuzz/Cargo.toml --check` and `cargo xtask fuzz --seconds 15`:
+//!    every fuzz target builds (nightly) and runs 15 s from its seeds without a crash. Without
+//!    a nightly toolchain this step says SKIPPED loudly (the fuzz workspace needs one).
 
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Result;
 
+use crate::fuzz;
 use crate::kernels;
-use crate::util::{cargo, run};
+use crate::util::{cargo, run, workspace_root};
 
 /// What a step does.
 enum Action {
@@ -22,6 +26,8 @@ enum Action {
     Cargo(Box<Command>),
     /// Fetch every Debian kernel, as `cargo xtask kernels` does.
     Kernels,
+    /// The fuzz smoke run, as `cargo xtask fuzz --seconds N` does.
+    Fuzz(u64),
 }
 
 struct Step {
@@ -55,6 +61,24 @@ impl Step {
                     println!("{:<8} {}", kernel.flavour, kernel.vmlinuz.display());
                 }
                 Ok(())
+            }
+            Action::Fuzz(secs) => {
+                if !fuzz::nightly_available() {
+                    println!(
+                        "SKIPPED: no nightly toolchain (`cargo +nightly` fails): the fuzz smoke run did not run"
+                    );
+                    return Ok(());
+                }
+                // The rustup proxy (not $CARGO, the stable cargo running us) picks the toolchain.
+                run(Command::new("cargo").current_dir(workspace_root()).args([
+                    "+nightly",
+                    "fmt",
+                    "--manifest-path",
+                    "fuzz/Cargo.toml",
+                    "--",
+                    "--check",
+                ]))?;
+                fuzz::cmd(&["--seconds".to_owned(), secs.to_string()])
             }
         }
     }
@@ -93,6 +117,11 @@ fn steps() -> Vec<Step> {
             &["doc", "--workspace", "--no-deps"],
             &[("RUSTDOCFLAGS", "-Dwarnings")],
         ),
+        Step {
+            name: "fuzz",
+            text: "cargo xtask fuzz --seconds 15".to_owned(),
+            action: Action::Fuzz(15),
+        },
     ]
 }
 

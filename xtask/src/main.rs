@@ -7,11 +7,13 @@
 //! - `bench [--only inspect|run] [--runs N] [--launches N] [--qemu-launches N] [--jobs P]`:
 //!   `anyboot inspect --json` against the shell pipeline users run today; `anyboot run` against
 //!   QEMU on the PVH probe guest, and the launch rate.
+//! - `fuzz [--seconds N | --runs N] [--jobs J] [TARGET...]`: the cargo-fuzz targets in `fuzz/`.
 
 mod bench;
 mod bench_run;
 mod ci;
 mod demo;
+mod fuzz;
 mod kernels;
 mod util;
 
@@ -30,6 +32,11 @@ tasks:
                                           microvm on the pvh32 probe guest (N runs each, default
                                           30), then the launch rate: N launches (default 500,
                                           QEMU 100) with P in flight (default 2 x cores)
+
+  fuzz [--seconds N | --runs N] [--jobs J] [TARGET...]
+                                          build the cargo-fuzz targets (nightly), seed them and
+                                          run each for N seconds (default 60) or N executions,
+                                          J at a time (default 2); prints executions and coverage
 
 environment:
   ANYBOOT_KERNELS   kernel cache folder (default $XDG_CACHE_HOME/anyboot/kernels,
@@ -62,6 +69,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             demo::cmd()
         }
         "bench" => bench::cmd(rest),
+        "fuzz" => fuzz::cmd(rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
