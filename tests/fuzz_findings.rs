@@ -252,3 +252,54 @@ fn inspect_escapes_control_characters_from_the_image() {
         "the note cannot fake the heading: {text}"
     );
 }
+
+/// Review: a relative disk path whose first `:` comes before any `/` (`vm:1.img`, `json:{...}`)
+/// reads as a protocol to QEMU's block layer. anyboot now writes it as `./vm:1.img`; qemu-img
+/// (the same block layer) is the oracle for both spellings.
+#[test]
+fn qemu_disk_path_with_a_colon_is_not_a_protocol() {
+    let Some(qemu_img) = anyboot_fixtures::kernels::tool_or_skip("qemu-img") else {
+        return;
+    };
+    let dir = scratch("colon-disk");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("vm:1.img"), vec![0u8; 4096]).unwrap();
+    let k = file(
+        "colon.elf",
+        &build_elf(&ElfSpec {
+            note_segments: pvh_notes(),
+            ..Default::default()
+        }),
+    );
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))
+        .current_dir(&dir)
+        .args(["emit", "qemu", "--format", "json", "--disk", "vm:1.img"])
+        .arg(&k)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let argv: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    let drive = &argv[argv.iter().position(|a| a == "-drive").unwrap() + 1];
+    let opts = backends::readback::qemu_opts(drive);
+    let file = &opts.iter().find(|(k, _)| k == "file").unwrap().1;
+    assert_eq!(file, "./vm:1.img");
+    let info = |name: &str| {
+        Command::new(&qemu_img)
+            .current_dir(&dir)
+            .args(["info", "-f", "raw", name])
+            .output()
+            .unwrap()
+    };
+    let bare = info("vm:1.img");
+    assert!(!bare.status.success(), "qemu-img takes vm: for a protocol");
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("protocol"),
+        "{bare:?}"
+    );
+    assert!(info(file).status.success(), "qemu-img opens ./vm:1.img");
+}

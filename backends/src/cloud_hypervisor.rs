@@ -16,8 +16,10 @@ pub enum CloudHypervisorError {
     /// Cloud Hypervisor cannot boot this plan.
     #[error("Cloud Hypervisor cannot boot this plan: {0}")]
     Unsupported(String),
-    /// A path that is not UTF-8 or is empty.
-    #[error("{0:?}: an empty or non-UTF-8 path cannot be passed to Cloud Hypervisor")]
+    /// A path that is not UTF-8, is empty or holds a NUL (no argv word can).
+    #[error(
+        "{0:?}: an empty or non-UTF-8 path, or one with a NUL, cannot be passed to Cloud Hypervisor"
+    )]
     BadPath(std::path::PathBuf),
     /// A disk path Cloud Hypervisor's option parser would change: it removes every `"`,
     /// counts `[` and `]` as brackets and trims blanks at both ends.
@@ -46,7 +48,7 @@ pub fn argv(plan: &BootPlan) -> Result<(Vec<String>, Vec<String>), CloudHypervis
     notes.push("devices are virtio-PCI: the guest needs CONFIG_VIRTIO_PCI".to_owned());
     let s = |p: &std::path::Path| {
         p.to_str()
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && !s.contains('\0'))
             .map(str::to_owned)
             .ok_or_else(|| CloudHypervisorError::BadPath(p.to_path_buf()))
     };

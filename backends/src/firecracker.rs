@@ -21,8 +21,11 @@ pub enum FirecrackerError {
     #[error("Firecracker cannot boot this plan: {0}")]
     Unsupported(String),
     /// A path is not valid UTF-8 (JSON strings are Unicode).
-    #[error("{0}: path is not valid UTF-8")]
+    #[error("{0:?}: path is not valid UTF-8")]
     NonUtf8Path(std::path::PathBuf),
+    /// A path is empty or holds a NUL byte: Firecracker could not open it.
+    #[error("{0:?}: an empty path or one with a NUL byte cannot be opened by Firecracker")]
+    BadPath(std::path::PathBuf),
 }
 
 /// The config and the version facts that apply to it.
@@ -35,8 +38,14 @@ pub struct FirecrackerConfig {
 }
 
 fn path(p: &std::path::Path) -> Result<&str, FirecrackerError> {
-    p.to_str()
-        .ok_or_else(|| FirecrackerError::NonUtf8Path(p.to_path_buf()))
+    match p.to_str() {
+        None => Err(FirecrackerError::NonUtf8Path(p.to_path_buf())),
+        // Firecracker opens the path with std::fs, which refuses a NUL.
+        Some(s) if s.is_empty() || s.contains('\0') => {
+            Err(FirecrackerError::BadPath(p.to_path_buf()))
+        }
+        Some(s) => Ok(s),
+    }
 }
 
 /// The config for `plan` (plan PVH from an extracted vmlinux for a PVH-capable bzImage).

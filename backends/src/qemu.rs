@@ -60,15 +60,18 @@ pub enum QemuError {
     #[error("QEMU cannot boot this plan: {0}")]
     Unsupported(String),
     /// A path is not valid UTF-8 (QEMU takes its options as text).
-    #[error("{0}: path is not valid UTF-8")]
+    #[error("{0:?}: path is not valid UTF-8")]
     NonUtf8Path(std::path::PathBuf),
+    /// A path holds a NUL byte, which no argv word can carry.
+    #[error("{0:?}: a path with a NUL byte cannot be passed to QEMU")]
+    NulInPath(std::path::PathBuf),
     /// A path is empty (QEMU would read it as "none given").
     #[error("an empty path cannot be passed to QEMU")]
     EmptyPath,
     /// A multiboot module path holds a space: QEMU's multiboot loader takes the file name up
     /// to the first space and the rest as the module's arguments.
     #[error(
-        "{0}: a multiboot module path with a space cannot be passed to QEMU's -initrd (it splits the file name at the first space)"
+        "{0:?}: a multiboot module path with a space cannot be passed to QEMU's -initrd (it splits the file name at the first space)"
     )]
     SpaceInModulePath(std::path::PathBuf),
     /// What anyboot appends to the command line makes it too long.
@@ -95,8 +98,27 @@ fn path_str(p: &Path) -> Result<&str, QemuError> {
         None => Err(QemuError::NonUtf8Path(p.to_path_buf())),
         // QEMU reads an empty -kernel, -initrd or file= as "none given".
         Some("") => Err(QemuError::EmptyPath),
+        // An argv word cannot hold a NUL.
+        Some(s) if s.contains('\0') => Err(QemuError::NulInPath(p.to_path_buf())),
         Some(s) => Ok(s),
     }
+}
+
+/// A disk path as QEMU's block layer must see it: a relative path whose first `:` comes before
+/// any `/` would be read as a protocol prefix (`nbd:`, `json:{...}`; QEMU's
+/// `path_has_protocol`), so it is written as `./PATH`, the same file.
+pub fn block_filename(path: &str) -> String {
+    if path_has_protocol(path) {
+        format!("./{path}")
+    } else {
+        path.to_owned()
+    }
+}
+
+/// QEMU's `path_has_protocol` on POSIX hosts: the first of `:` and `/` is a `:`.
+pub(crate) fn path_has_protocol(path: &str) -> bool {
+    path.find([':', '/'])
+        .is_some_and(|i| path.as_bytes()[i] == b':')
 }
 
 /// The command line a Linux guest needs so that poweroff, reboot and panic end QEMU
@@ -194,7 +216,7 @@ pub fn argv(plan: &BootPlan, opts: &QemuOptions) -> Result<Vec<String>, QemuErro
     for (i, d) in plan.disks.iter().enumerate() {
         let drive = format!(
             "id=d{i},file={},format=raw,if=none{}",
-            opt_value(path_str(&d.path)?),
+            opt_value(&block_filename(path_str(&d.path)?)),
             if d.read_only { ",readonly=on" } else { "" }
         );
         let dev = format!("virtio-blk-device,drive=d{i}");

@@ -37,11 +37,11 @@ fn err<T>(what: &'static str, offset: usize, reason: impl Into<String>) -> Resul
 // ---------------------------------------------------------------------------------------------
 
 /// Parse an xl.cfg file the way libxlutil does: `IDENT = value` statements ended by a newline
-/// or `;`, `#` comments to the end of the line, values that are strings (`"..."` or `'...'`,
+/// or `;` (the last one may end the file), `#` comments to the end of the line, values that are strings (`"..."` or `'...'`,
 /// no raw newline inside, the backslash escapes of `xlu__cfgl_dequote` (`\\ \" \' a b f n r t v`;
-/// any other letter is an error, as in Xen 4.17), numbers (decimal or
-/// `0x` and lower-case hex) or lists `[ v, v, ]` that may span lines. A key set twice keeps the last value,
-/// as `xlu_cfg_get_*` sees it. `+=` is refused (anyboot never writes it).
+/// any other letter is an error, as in Xen 4.17), numbers (`[0-9]+` or
+/// `0x[0-9a-f]+`, valued as `strtol(s, 0)`: a leading `0` is octal) or lists `[ v, v, ]` that
+/// may span lines. A key set twice keeps the last value, as `xlu_cfg_get_*` sees it. `+=` is refused (anyboot never writes it).
 pub fn xl_config(text: &str) -> Result<Vec<(String, XlValue)>, ReadError> {
     const W: &str = "xl.cfg";
     let b = text.as_bytes();
@@ -90,9 +90,8 @@ pub fn xl_config(text: &str) -> Result<Vec<(String, XlValue)>, ReadError> {
         let value = p.value(0)?;
         p.skip_blank();
         match b.get(p.i) {
-            None => {
-                return err(W, p.i, "statement not ended by a newline or `;`");
-            }
+            // The grammar's `file: stmts | stmts assignment`: the last one needs no newline.
+            None => {}
             Some(b'\n' | b';') => p.i += 1,
             Some(b'#') => p.skip_comment(),
             Some(&c) => {
@@ -193,8 +192,12 @@ impl XlLexer<'_> {
             self.i += 1;
         }
         let s = std::str::from_utf8(&self.b[start..self.i]).unwrap_or("");
+        // `xlu_cfg_get_long` values the token with `strtol(s, 0)`: `0x` hex, a leading `0`
+        // octal, decimal otherwise; a token it does not consume whole (`08`) is an error.
         let n = if hex {
             u64::from_str_radix(&s[2..], 16)
+        } else if s.len() > 1 && s.starts_with('0') {
+            u64::from_str_radix(&s[1..], 8)
         } else {
             s.parse()
         };
@@ -253,8 +256,9 @@ impl XlLexer<'_> {
 }
 
 /// One `xl-disk-configuration(5)` spec read as libxlutil's disk lexer does for the keyword
-/// form anyboot writes: `key=value` items separated by commas (blanks around them ignored),
-/// `target=` taking the rest of the spec, commas included, with trailing commas stripped.
+/// form anyboot writes: `key=value` items separated by commas (blanks before an item ignored,
+/// a value running to the next comma), `target=` taking the rest of the line, commas included,
+/// with trailing commas stripped (what follows a newline is lexed on).
 /// Returns the items in order; `target` last.
 pub fn xl_disk(spec: &str) -> Result<Vec<(String, String)>, ReadError> {
     const W: &str = "xl disk spec";
@@ -269,12 +273,16 @@ pub fn xl_disk(spec: &str) -> Result<Vec<(String, String)>, ReadError> {
             break;
         }
         if let Some(target) = rest.strip_prefix("target=") {
-            let target = target.trim_end_matches(',');
-            out.push(("target".to_owned(), target.to_owned()));
-            break;
+            // `target=.*`: the rest of the line (the lexer's `.` stops at a newline); lexing
+            // goes on after it.
+            let (line, more) = target.split_once('\n').unwrap_or((target, ""));
+            out.push(("target".to_owned(), line.trim_end_matches(',').to_owned()));
+            at += rest.len() - more.len();
+            rest = more;
+            continue;
         }
         let end = rest.find(',').unwrap_or(rest.len());
-        let item = rest[..end].trim_end_matches([' ', '\t']);
+        let item = &rest[..end];
         let Some((k, v)) = item.split_once('=') else {
             return err(W, at, format!("{item:?} is not key=value"));
         };
@@ -372,6 +380,20 @@ fn qemu_value(s: &str, mut i: usize) -> (String, usize) {
     (String::from_utf8(v).unwrap_or_default(), i)
 }
 
+/// A `-drive file=` value as QEMU's block layer reads it: a name whose first `:` comes before
+/// any `/` names a protocol (`path_has_protocol`), which is an error here (anyboot only means
+/// plain files). Returns the file name.
+pub fn qemu_block_filename(v: &str) -> Result<&str, ReadError> {
+    if crate::qemu::path_has_protocol(v) {
+        return err(
+            "QEMU block filename",
+            v.find(':').unwrap_or(0),
+            "reads as a protocol prefix",
+        );
+    }
+    Ok(v)
+}
+
 /// QEMU's multiboot `-initrd` argument: modules separated by single commas (`,,` is a comma),
 /// each a file name up to the first space and, after it, the module's arguments. Returns
 /// `(file, whole module string)` per module, as `hw/i386/multiboot.c` loads the file and
@@ -457,6 +479,7 @@ pub fn shell_words(line: &str) -> Result<Vec<String>, ReadError> {
                     i += 2;
                 }
             },
+            0 => return err(W, i, "a NUL byte, which no argv word can hold"),
             b'|' | b'&' | b';' | b'<' | b'>' | b'(' | b')' | b'$' | b'`' | b'*' | b'?' | b'[' => {
                 return err(
                     W,
@@ -511,7 +534,7 @@ pub fn ch_argv(argv: &[String]) -> Result<Vec<(String, String)>, ReadError> {
         }
         match argv.get(i + 1) {
             Some(v) if !v.starts_with('-') => out.push((a.clone(), v.clone())),
-            _ => return err(W, i, format!("{a} has no value")),
+            _ => return err(W, i, format!("{a:?} has no value")),
         }
         i += 2;
     }
@@ -528,7 +551,9 @@ pub fn ch_options(s: &str) -> Result<Vec<(String, String)>, ReadError> {
     let mut cur = String::new();
     let mut brackets = 0i64;
     let mut quoted = false;
+    let lead = s.len() - s.trim_start().len();
     for (i, c) in s.trim().char_indices() {
+        let i = i + lead;
         match c {
             '[' => {
                 brackets += 1;
@@ -587,10 +612,14 @@ mod tests {
                 ),
             ]
         );
+        assert_eq!(
+            xl_config("a = 010").unwrap(),
+            [("a".to_owned(), XlValue::Int(8))]
+        );
         for bad in [
             "name = \"a\nb\"\n",
             "Name = 1\n",
-            "a = 1",
+            "a = 08\n",
             "a += 1\n",
             "a = \"\\x41\"\n",
             "a = [ 1 2 ]\n",

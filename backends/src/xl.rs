@@ -583,7 +583,7 @@ pub enum XlEmitError {
     #[error(transparent)]
     Value(#[from] XlError),
     /// A path that is not UTF-8.
-    #[error("{0}: path is not valid UTF-8")]
+    #[error("{0:?}: path is not valid UTF-8")]
     NonUtf8Path(std::path::PathBuf),
 }
 

@@ -117,6 +117,15 @@ pub fn check_plan(plan: &BootPlan, file_len: u64) {
             Err(e) => check_error("boot::prepare", &e),
         }
     }
+    // Modules and boot structures also stay out of the kernel's whole range (its BSS, and for a
+    // bzImage the init_size area it decompresses into).
+    let (klo, khi) = plan.kernel_range;
+    for (lo, hi, what) in taken.iter().filter(|t| !t.2.starts_with("segment")) {
+        assert!(
+            disjoint((*lo, *hi), (klo, khi)),
+            "{what} {lo:#x}..{hi:#x} overlaps the kernel range {klo:#x}..{khi:#x}"
+        );
+    }
     for (i, a) in taken.iter().enumerate() {
         for b in &taken[i + 1..] {
             assert!(

@@ -634,6 +634,14 @@ fn read_inner_elf(
         offset,
     )?;
     let hlen = ElfLayout::headers_len(&head).map_err(inner)?;
+    if hlen > INSPECT_DECOMPRESS_BOUND {
+        return Err(InspectError::BeyondBound {
+            what: "program header table".into(),
+            offset: 0,
+            size: hlen,
+            bound: INSPECT_DECOMPRESS_BOUND,
+        });
+    }
     if hlen > declared {
         return Err(InspectError::BeyondDeclared {
             what: "program header table".into(),

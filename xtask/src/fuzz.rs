@@ -56,6 +56,9 @@ pub struct Outcome {
     pub failure: Option<String>,
 }
 
+/// The cargo-fuzz release installed when none is (the one the targets were written with).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 const USAGE: &str = "usage: cargo xtask fuzz [--seconds N | --runs N] [--jobs J] [TARGET...]";
 
 /// `cargo xtask fuzz [--seconds N | --runs N] [--jobs J] [TARGET...]`.
@@ -73,7 +76,8 @@ pub fn cmd(args: &[String]) -> Result<()> {
                 .with_context(|| format!("{what} {v}: not a number"))
         };
         match a.as_str() {
-            "--seconds" => budget = Budget::Seconds(num("--seconds")?),
+            // libFuzzer reads -max_total_time=0 as "no limit".
+            "--seconds" => budget = Budget::Seconds(num("--seconds")?.max(1)),
             "--runs" => budget = Budget::Runs(num("--runs")?),
             "--jobs" => jobs = usize::try_from(num("--jobs")?)?.max(1),
             t if TARGETS.contains(&t) => targets.push(t),
@@ -124,7 +128,13 @@ fn ensure_cargo_fuzz() -> Result<()> {
         .is_ok_and(|s| s.success());
     if !ok {
         println!("==> fuzz: installing cargo-fuzz from crates.io");
-        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+        run(Command::new("cargo").args([
+            "install",
+            "cargo-fuzz",
+            "--locked",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ]))?;
     }
     Ok(())
 }
@@ -157,7 +167,17 @@ pub fn fuzz(targets: &[&str], budget: Budget, jobs: usize) -> Result<Vec<(String
         while running.len() < jobs {
             let Some(t) = queue.pop() else { break };
             println!("==> fuzz: {t}: {}", describe(budget));
-            running.push((t.to_owned(), spawn(&dir, t, budget)?, Instant::now()));
+            match spawn(&dir, t, budget) {
+                Ok(child) => running.push((t.to_owned(), child, Instant::now())),
+                Err(e) => {
+                    // Leave no fuzzer running behind us.
+                    for (_, mut c, _) in running {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    return Err(e);
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
         let mut i = 0;
@@ -260,7 +280,10 @@ pub fn parse_log(log: &str) -> Outcome {
             o.ft = field(line, " ft: ").unwrap_or(o.ft);
             o.corpus = field(line, " corp: ").unwrap_or(o.corpus);
         }
-        if line.contains("Test unit written to") || line.starts_with("SUMMARY: libFuzzer") {
+        // Slow units are reported with the same words but are not failures.
+        if (line.contains("Test unit written to") && !line.contains("slow-unit-"))
+            || line.starts_with("SUMMARY: libFuzzer")
+        {
             o.failure = Some(line.trim().to_owned());
         }
     }
