@@ -107,3 +107,29 @@ fn extraction_is_capped_at_guest_memory() {
         "more than the guest's 64 MiB of memory",
     );
 }
+
+/// An ELF over the 1 GiB inspect limit (a sparse file): refused by size, nothing read.
+#[test]
+fn elf_over_the_image_limit_is_refused() {
+    let p = scratch("huge.elf");
+    std::fs::write(&p, pvh_elf()).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.set_len((1 << 30) + 1).unwrap();
+    refused(&["inspect"], &p, "over the 0x40000000-byte limit for ELF images");
+}
+
+/// A PT_NOTE segment of 2 MiB: over the 1 MiB note limit, refused before it is read.
+#[test]
+fn note_segment_over_the_note_limit_is_refused() {
+    let mut elf = pvh_elf();
+    let phoff = usize::try_from(u64::from_le_bytes(elf[32..40].try_into().unwrap())).unwrap();
+    let note_ph = (0..2)
+        .map(|i| phoff + 56 * i)
+        .find(|&o| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) == 4)
+        .expect("a PT_NOTE header");
+    elf[note_ph + 32..note_ph + 40].copy_from_slice(&(2u64 << 20).to_le_bytes());
+    elf.resize(3 << 20, 0);
+    let p = scratch("big-note.elf");
+    std::fs::write(&p, elf).unwrap();
+    refused(&["inspect"], &p, "0x100000");
+}
