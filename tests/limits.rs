@@ -115,7 +115,11 @@ fn elf_over_the_image_limit_is_refused() {
     std::fs::write(&p, pvh_elf()).unwrap();
     let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
     f.set_len((1 << 30) + 1).unwrap();
-    refused(&["inspect"], &p, "over the 0x40000000-byte limit for ELF images");
+    refused(
+        &["inspect"],
+        &p,
+        "over the 0x40000000-byte limit for ELF images",
+    );
 }
 
 /// A PT_NOTE segment of 2 MiB: over the 1 MiB note limit, refused before it is read.
