@@ -30,6 +30,25 @@ pub const TARGETS: [&str; 9] = [
     "emit_cloud_hypervisor",
 ];
 
+/// The sanitizer the targets are built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sanitizer {
+    /// AddressSanitizer (cargo-fuzz's default): catches memory errors in unsafe code.
+    Address,
+    /// None: more executions per second, for targets whose code under test is safe Rust.
+    /// Built into its own target folder so that the two builds do not replace each other.
+    None,
+}
+
+impl Sanitizer {
+    fn args(self) -> Vec<&'static str> {
+        match self {
+            Sanitizer::Address => vec![],
+            Sanitizer::None => vec!["-s", "none", "--target-dir", "target/no-sanitizer"],
+        }
+    }
+}
+
 /// How long each target runs.
 #[derive(Debug, Clone, Copy)]
 pub enum Budget {
@@ -59,12 +78,14 @@ pub struct Outcome {
 /// The cargo-fuzz release installed when none is (the one the targets were written with).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
-const USAGE: &str = "usage: cargo xtask fuzz [--seconds N | --runs N] [--jobs J] [TARGET...]";
+const USAGE: &str = "usage: cargo xtask fuzz [--seconds N | --runs N] [--jobs J] \
+                     [--sanitizer address|none] [TARGET...]";
 
 /// `cargo xtask fuzz [--seconds N | --runs N] [--jobs J] [TARGET...]`.
 pub fn cmd(args: &[String]) -> Result<()> {
     let mut budget = Budget::Seconds(60);
     let mut jobs = 2usize;
+    let mut sanitizer = Sanitizer::Address;
     let mut targets = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -80,6 +101,13 @@ pub fn cmd(args: &[String]) -> Result<()> {
             "--seconds" => budget = Budget::Seconds(num("--seconds")?.max(1)),
             "--runs" => budget = Budget::Runs(num("--runs")?),
             "--jobs" => jobs = usize::try_from(num("--jobs")?)?.max(1),
+            "--sanitizer" => {
+                sanitizer = match it.next().map(String::as_str) {
+                    Some("address") => Sanitizer::Address,
+                    Some("none") => Sanitizer::None,
+                    other => bail!("--sanitizer address|none, got {other:?}\n{USAGE}"),
+                }
+            }
             t if TARGETS.contains(&t) => targets.push(t),
             other => bail!(
                 "unknown argument or target `{other}`\n{USAGE}\ntargets: {}",
@@ -90,7 +118,7 @@ pub fn cmd(args: &[String]) -> Result<()> {
     if targets.is_empty() {
         targets = TARGETS.to_vec();
     }
-    let results = fuzz(&targets, budget, jobs)?;
+    let results = fuzz(&targets, budget, jobs, sanitizer)?;
     report(&results);
     let failed: Vec<_> = results
         .iter()
@@ -144,20 +172,22 @@ fn fuzz_dir() -> PathBuf {
 }
 
 /// Build, seed and run `targets`, `jobs` at a time.
-pub fn fuzz(targets: &[&str], budget: Budget, jobs: usize) -> Result<Vec<(String, Outcome)>> {
+pub fn fuzz(
+    targets: &[&str],
+    budget: Budget,
+    jobs: usize,
+    sanitizer: Sanitizer,
+) -> Result<Vec<(String, Outcome)>> {
     ensure_cargo_fuzz()?;
     let dir = fuzz_dir();
     println!(
         "==> fuzz: building {} targets (nightly, release, debug assertions)",
         targets.len()
     );
-    run(Command::new("cargo").current_dir(&dir).args([
-        "+nightly",
-        "fuzz",
-        "build",
-        "-O",
-        "--debug-assertions",
-    ]))?;
+    run(Command::new("cargo")
+        .current_dir(&dir)
+        .args(["+nightly", "fuzz", "build", "-O", "--debug-assertions"])
+        .args(sanitizer.args()))?;
     seed(&dir).context("writing seed inputs")?;
     fs::create_dir_all(dir.join("logs"))?;
     let mut queue: Vec<&str> = targets.iter().rev().copied().collect();
@@ -167,7 +197,7 @@ pub fn fuzz(targets: &[&str], budget: Budget, jobs: usize) -> Result<Vec<(String
         while running.len() < jobs {
             let Some(t) = queue.pop() else { break };
             println!("==> fuzz: {t}: {}", describe(budget));
-            match spawn(&dir, t, budget) {
+            match spawn(&dir, t, budget, sanitizer) {
                 Ok(child) => running.push((t.to_owned(), child, Instant::now())),
                 Err(e) => {
                     // Leave no fuzzer running behind us.
@@ -216,7 +246,7 @@ fn describe(b: Budget) -> String {
     }
 }
 
-fn spawn(dir: &Path, target: &str, budget: Budget) -> Result<Child> {
+fn spawn(dir: &Path, target: &str, budget: Budget, sanitizer: Sanitizer) -> Result<Child> {
     let corpus = dir.join("corpus").join(target);
     fs::create_dir_all(&corpus)?;
     let log = fs::File::create(dir.join("logs").join(format!("{target}.log")))?;
@@ -226,14 +256,9 @@ fn spawn(dir: &Path, target: &str, budget: Budget) -> Result<Child> {
     };
     Command::new("cargo")
         .current_dir(dir)
-        .args([
-            "+nightly",
-            "fuzz",
-            "run",
-            "-O",
-            "--debug-assertions",
-            target,
-        ])
+        .args(["+nightly", "fuzz", "run", "-O", "--debug-assertions"])
+        .args(sanitizer.args())
+        .arg(target)
         .arg(&corpus)
         .args([
             "--",
