@@ -7,7 +7,8 @@
 //! - `bench [--only inspect|run] [--runs N] [--launches N] [--qemu-launches N] [--jobs P]`:
 //!   `anyboot inspect --json` against the shell pipeline users run today; `anyboot run` against
 //!   QEMU on the PVH probe guest, and the launch rate.
-//! - `fuzz [--seconds N | --runs N] [--jobs J] [TARGET...]`: the cargo-fuzz targets in `fuzz/`.
+//! - `fuzz [--seconds N | --runs N] [--jobs J] [--sanitizer address|none] [TARGET...]`: the
+//!   cargo-fuzz targets in `fuzz/`.
 
 mod bench;
 mod bench_run;
@@ -33,10 +34,11 @@ tasks:
                                           30), then the launch rate: N launches (default 500,
                                           QEMU 100) with P in flight (default 2 x cores)
 
-  fuzz [--seconds N | --runs N] [--jobs J] [TARGET...]
+  fuzz [--seconds N | --runs N] [--jobs J] [--sanitizer address|none] [TARGET...]
                                           build the cargo-fuzz targets (nightly), seed them and
                                           run each for N seconds (default 60) or N executions,
-                                          J at a time (default 2); prints executions and coverage
+                                          J at a time (default 2), under ASan (default) or no
+                                          sanitizer; prints executions and coverage
 
 environment:
   ANYBOOT_KERNELS   kernel cache folder (default $XDG_CACHE_HOME/anyboot/kernels,
