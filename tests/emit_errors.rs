@@ -4,28 +4,15 @@
 // Test images are small: their sizes always fit the narrower integer types.
 #![allow(clippy::cast_possible_truncation)]
 
-use std::path::Path;
-use std::process::Command;
+mod cli;
 
-use anyboot_fixtures::initramfs::gzip;
+use std::path::Path;
+
 use anyboot_fixtures::scratch;
 use anyboot_fixtures::{BzSpec, ElfSpec, LoadSpec, NoteSpec, build_elf, bzimage, uint};
 
 fn fails(args: &[&str], kernel: &Path, expect: &str) {
-    let out = Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))
-        .args(&args[..2.min(args.len())])
-        .arg(kernel)
-        .args(args.get(2..).unwrap_or_default())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains(expect),
-        "{args:?}: expected {expect:?} in {err}"
-    );
+    cli::refused(args, kernel, &[expect]);
 }
 
 /// An x86-64 Linux-owned ELF, with or without a PVH note.
@@ -111,10 +98,9 @@ fn a_lying_size_trailer_stops_extraction() {
     std::fs::write(
         &k,
         bzimage(&BzSpec {
-            payload: gzip(&elf),
             // The trailer claims 4 KiB more than the payload holds.
             uncompressed_len: elf.len() as u32 + 4096,
-            ..BzSpec::default()
+            ..BzSpec::gzip_of(&elf)
         }),
     )
     .unwrap();

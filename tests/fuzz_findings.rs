@@ -3,31 +3,15 @@
 //! documented outcome: exit status 2 and one line naming the rule, or an emitted value that
 //! reads back unchanged by the consumer's rules.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli;
 
-use anyboot_fixtures::{ElfSpec, LoadSpec, NoteSpec, build_elf, multiboot_flat, scratch, uint};
+use std::process::Command;
+
+use anyboot_fixtures::{
+    ElfSpec, LoadSpec, NoteSpec, build_elf, multiboot_flat, program_header, scratch, uint,
+};
 use backends::readback::{ch_argv, ch_options, shell_words};
-
-fn anyboot(args: &[&str], kernel: &Path) -> Output {
-    Command::new(assert_cmd::cargo::cargo_bin!("anyboot"))
-        .args(args)
-        .arg(kernel)
-        .output()
-        .unwrap()
-}
-
-/// Exit status 2, nothing on stdout, one line on stderr holding every `expect`.
-fn refused(args: &[&str], kernel: &Path, expect: &[&str]) {
-    let out = anyboot(args, kernel);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(out.stdout.is_empty(), "{args:?}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
-    for e in expect {
-        assert!(err.contains(e), "{args:?}: expected {e:?} in {err}");
-    }
-}
+use cli::{anyboot, refused};
 
 fn file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let p = scratch(name);
@@ -73,9 +57,9 @@ fn pt_load_past_the_end_of_the_file_is_refused() {
         align: 0x1000,
     }];
     let mut img = build_elf(&spec);
-    // Program header 0 is the PT_LOAD: p_filesz at +32 of the 56-byte entry at e_phoff.
-    let phoff = usize::try_from(u64::from_le_bytes(img[32..40].try_into().unwrap())).unwrap();
-    img[phoff + 32..phoff + 40].copy_from_slice(&0x1_0000u64.to_le_bytes());
+    // p_filesz, at +32 of the PT_LOAD's 56-byte program header.
+    let load = program_header(&img, 1).expect("a PT_LOAD header");
+    img[load + 32..load + 40].copy_from_slice(&0x1_0000u64.to_le_bytes());
     let k = file("load-past-eof.elf", &img);
     refused(
         &["plan"],

@@ -25,7 +25,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyboot_fixtures::initramfs::gzip;
 use anyboot_fixtures::kernels::{kernel_or_skip, kvm_or_skip};
 use anyboot_fixtures::{
     BzSpec, ElfSpec, LoadSpec, NoteSpec, PvhSpec, build_elf, bzimage, multiboot_flat, pvh_elf,
@@ -176,12 +175,7 @@ fn patched(img: &[u8], off: usize, bytes: &[u8]) -> Vec<u8> {
 
 /// The synthetic bzImage: the fixture layout around a gzip payload holding a PVH ELF.
 fn synthetic_bzimage() -> Vec<u8> {
-    let elf = pvh_elf(&PvhSpec::default());
-    bzimage(&BzSpec {
-        payload: gzip(&elf),
-        uncompressed_len: elf.len() as u32,
-        ..BzSpec::default()
-    })
+    bzimage(&BzSpec::gzip_of(&pvh_elf(&PvhSpec::default())))
 }
 
 /// Named setup-header fields: (name, offset, size).

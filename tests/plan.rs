@@ -306,14 +306,10 @@ fn unbootable_and_bad_options() {
 /// refused, naming the field (it once overflowed; found by tests/hostile_images.rs).
 #[test]
 fn pref_address_at_the_top_of_the_address_space_is_refused() {
-    use anyboot_fixtures::initramfs::gzip;
     use anyboot_fixtures::{BzSpec, PvhSpec, bzimage, pvh_elf};
-    let elf = pvh_elf(&PvhSpec::default());
     let img = bzimage(&BzSpec {
-        payload: gzip(&elf),
-        uncompressed_len: u32::try_from(elf.len()).unwrap(),
         pref_address: u64::MAX,
-        ..BzSpec::default()
+        ..BzSpec::gzip_of(&pvh_elf(&PvhSpec::default()))
     });
     let k = scratch("bz-pref-address-max");
     std::fs::write(&k, img).unwrap();

@@ -24,12 +24,7 @@ use loader::layout;
 /// A bzImage whose gzip payload is the fixture PVH ELF (so it boots by Linux and by PVH).
 pub fn bzimage_with_pvh_elf() -> Vec<u8> {
     use anyboot_fixtures as fx;
-    let elf = fx::pvh_elf(&fx::PvhSpec::default());
-    fx::bzimage(&fx::BzSpec {
-        payload: fx::initramfs::gzip(&elf),
-        uncompressed_len: u32::try_from(elf.len()).unwrap(),
-        ..Default::default()
-    })
+    fx::bzimage(&fx::BzSpec::gzip_of(&fx::pvh_elf(&fx::PvhSpec::default())))
 }
 use loader::plan::BootPlan;
 

@@ -785,20 +785,15 @@ pub fn build(
     // Extraction decompresses up to the size the trailer declares, and never more than the
     // guest's memory: a kernel larger than its RAM cannot boot, and the cap keeps a payload that
     // declares 4 GiB from filling the disk.
-    if let Some(e) = &extraction {
-        if e.size > mem_mib << 20 {
-            return Err(PlanError::NotBootable {
-                why: format!(
-                    "the payload trailer declares a {:#x}-byte vmlinux, more than the guest's {mem_mib} MiB of memory",
-                    e.size
-                ),
-            });
-        }
-        if e.size == 0 {
-            return Err(PlanError::NotBootable {
-                why: "the payload trailer declares an empty vmlinux".into(),
-            });
-        }
+    if let Some(e) = &extraction
+        && e.size > mem_mib << 20
+    {
+        return Err(PlanError::NotBootable {
+            why: format!(
+                "the payload trailer declares a {:#x}-byte vmlinux, more than the guest's {mem_mib} MiB of memory",
+                e.size
+            ),
+        });
     }
     let boot_image = extraction
         .as_ref()

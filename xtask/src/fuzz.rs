@@ -356,14 +356,10 @@ fn seed(dir: &Path) -> Result<()> {
                 ..Default::default()
             }),
         ),
-        ("bzimage".into(), {
-            let elf = fx::pvh_elf(&fx::PvhSpec::default());
-            fx::bzimage(&fx::BzSpec {
-                payload: fx::initramfs::gzip(&elf),
-                uncompressed_len: u32::try_from(elf.len())?,
-                ..Default::default()
-            })
-        }),
+        (
+            "bzimage".into(),
+            fx::bzimage(&fx::BzSpec::gzip_of(&fx::pvh_elf(&fx::PvhSpec::default()))),
+        ),
         (
             "multiboot".into(),
             fx::multiboot_flat(0x40, 0x2000, 0x10_4000),
