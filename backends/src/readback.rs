@@ -676,4 +676,44 @@ mod tests {
         assert!(ch_options("path=\"x").is_err());
         assert!(ch_options("path=]").is_err());
     }
+
+    #[test]
+    fn readers_name_what_they_refuse() {
+        let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let msg = |e: ReadError| {
+            let m = e.to_string();
+            assert!(!m.contains('\n'), "{m:?}");
+            m
+        };
+        assert_eq!(
+            msg(qemu_argv(&words(&["qemu", "-kernel"])).unwrap_err()),
+            "QEMU argv at byte 1: -kernel has no argument"
+        );
+        assert!(
+            msg(qemu_argv(&words(&["qemu", "-hda", "x"])).unwrap_err())
+                .contains("\"-hda\" is not an option")
+        );
+        assert_eq!(
+            msg(ch_argv(&words(&["ch", "--kernel", "-x"])).unwrap_err()),
+            "Cloud Hypervisor argv at byte 1: \"--kernel\" has no value"
+        );
+        assert!(
+            msg(ch_argv(&words(&["ch", "x\ny"])).unwrap_err())
+                .contains("\"x\\ny\" is not a --flag")
+        );
+        assert_eq!(
+            msg(qemu_block_filename("nbd:host:10809").unwrap_err()),
+            "QEMU block filename at byte 3: reads as a protocol prefix"
+        );
+        assert_eq!(qemu_block_filename("./nbd:x").unwrap(), "./nbd:x");
+        assert_eq!(
+            msg(shell_words("a\0b").unwrap_err()),
+            "shell line at byte 1: a NUL byte, which no argv word can hold"
+        );
+        assert!(msg(xl_disk("vdev=xvda, raw").unwrap_err()).contains("\"raw\" is not key=value"));
+        assert_eq!(
+            msg(ch_options("  path=]").unwrap_err()),
+            "Cloud Hypervisor option at byte 7: unbalanced `]`"
+        );
+    }
 }
